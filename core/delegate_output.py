@@ -1,0 +1,80 @@
+"""What a delegate's exit status and output mean (spec §2, "Delegation")."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from typing import Final
+
+from returns.result import Failure, Result, Success
+
+from core.errors import CniError, Code
+from core.jsonvalue import JsonObject, decode_object
+
+STDERR_TAIL_BYTES: Final = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one execution of a delegate ended."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def interpret(delegate: str, command: str, outcome: Outcome) -> Result[JsonObject | None, CniError]:
+    """The delegate's result (ADD, VERSION), None (other commands), or its error.
+
+    A delegate's error object becomes ours with code, msg and details unchanged;
+    anything else it prints on failure is error 101 quoting its stderr.
+    """
+    if outcome.returncode == 0:
+        if command not in ("ADD", "VERSION"):
+            return Success(None)
+        return decode_object(outcome.stdout, f"{delegate}'s {command} result").alt(
+            lambda error: _bad_output(delegate, command, error.msg, outcome.stderr)
+        )
+    error = _error_object(outcome.stdout)
+    if error is not None:
+        return Failure(error)
+    if outcome.returncode < 0:
+        how = f"was killed by {_signal_name(-outcome.returncode)}"
+    else:
+        how = f"exited with status {outcome.returncode} without a CNI error object"
+    return Failure(_bad_output(delegate, command, how, outcome.stderr))
+
+
+def _error_object(stdout: bytes) -> CniError | None:
+    decoded = decode_object(stdout, "error")
+    obj = decoded.value_or(None)
+    if obj is None:
+        return None
+    code, msg, details = obj.get("code"), obj.get("msg"), obj.get("details", "")
+    if isinstance(code, bool) or not isinstance(code, int) or not isinstance(msg, str):
+        return None
+    return CniError(code, msg, details if isinstance(details, str) else str(details))
+
+
+def _bad_output(delegate: str, command: str, how: str, stderr: bytes) -> CniError:
+    tail = stderr[-STDERR_TAIL_BYTES:].decode("utf-8", "replace").strip()
+    return CniError(
+        Code.DELEGATE_BAD_OUTPUT,
+        f"delegate {delegate!r} {command}: {how}",
+        f"stderr: {tail}" if tail else "stderr was empty",
+    )
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def supports(version_result: JsonObject | None, version: str) -> bool:
+    """Whether a delegate's VERSION result lists ``version``."""
+    if version_result is None:
+        return False
+    listed = version_result.get("supportedVersions")
+    return isinstance(listed, list) and version in listed

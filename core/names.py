@@ -1,0 +1,42 @@
+"""Character rules for identifiers that may end up in file names (spec §2).
+
+They are enforced before any identifier reaches the state store, so that an
+ID such as ``../../etc/x`` never becomes a path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+IFNAME_MAX_BYTES: Final = 15
+# A record is named "<container ID>:<ifname>" and a file name is at most 255
+# bytes (NAME_MAX), so the ID may use what the longest ifname leaves.
+CONTAINER_ID_MAX_BYTES: Final = 255 - 1 - IFNAME_MAX_BYTES
+
+
+def is_valid_id(value: str) -> bool:
+    """Container IDs and network names: ``[A-Za-z0-9][A-Za-z0-9_.-]*``."""
+    return _ID.fullmatch(value) is not None
+
+
+def ifname_problem(value: str) -> str | None:
+    """Why ``value`` is not a valid interface name, or None when it is.
+
+    The kernel's own rule (dev_valid_name): 1-15 bytes, not "." or "..",
+    no "/", ":" or whitespace.
+    """
+    size = len(value.encode("utf-8", "surrogateescape"))
+    if size == 0 or size > IFNAME_MAX_BYTES:
+        return f"must be 1 to {IFNAME_MAX_BYTES} bytes long, is {size}"
+    if value in (".", ".."):
+        return 'must not be "." or ".."'
+    if any(ch in "/:" or ch.isspace() or ch == "\0" for ch in value):
+        return 'must not contain "/", ":" or whitespace'
+    return None
+
+
+def is_valid_plugin_type(value: str) -> bool:
+    """A plugin type is looked up in CNI_PATH: it must be a bare file name."""
+    return value not in ("", ".", "..") and "/" not in value and "\0" not in value

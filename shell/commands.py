@@ -1,0 +1,303 @@
+"""One function per CNI command: gather inputs, ask the core, act (spec §2, §5, §6)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Final
+
+from returns.result import Failure, Result, Success
+
+from core.delegate_output import supports
+from core.environment import Invocation
+from core.errors import CniError, Code
+from core.jsonvalue import JsonObject, encode
+from core.netconf import VALID_ATTACHMENTS_KEY, NetConf
+from core.records import (
+    TEMP_PREFIX,
+    check_drift,
+    decode_record,
+    is_stale,
+    legacy_record_name,
+    parse_record_name,
+    record_name,
+    with_prev_result,
+)
+from core.render import render_delegate
+from core.versions import LATEST
+from shell.delegate import Delegates
+from shell.lease import read_lease
+from shell.store import StateDir
+
+# A Go-plugin record does not say which interface it was for; Kubernetes uses eth0.
+LEGACY_IFNAME: Final = "eth0"
+
+Answer = Result[JsonObject | None, CniError]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    invocation: Invocation
+    conf: NetConf
+    delegates: Delegates
+    stderr: IO[str]
+
+    def log(self, message: str) -> None:
+        self.stderr.write(f"flannel: {message}\n")
+        self.stderr.flush()
+
+
+def _rendered(ctx: Context) -> Result[JsonObject, CniError]:
+    return read_lease(ctx.conf.subnet_file).map(lambda lease: render_delegate(ctx.conf, lease))
+
+
+def _with_store(
+    ctx: Context, create: bool, absent: Answer, use: Callable[[StateDir], Answer]
+) -> Answer:
+    opened = StateDir.open(ctx.conf.data_dir, create=create)
+    match opened:
+        case Failure(error):
+            return Failure(error)
+        case Success(None):
+            return absent
+        case Success(StateDir() as store):
+            try:
+                return use(store)
+            finally:
+                store.close()
+    raise AssertionError("unreachable")
+
+
+def add(ctx: Context) -> Answer:
+    """Render, store, execute; on failure roll the delegate back (spec §5, §6)."""
+    return _rendered(ctx).bind(
+        lambda rendered: ctx.delegates.find(str(rendered["type"])).bind(
+            lambda _exe: _with_store(
+                ctx,
+                True,
+                Success(None),
+                lambda store: _add_stored(ctx, store, rendered),
+            )
+        )
+    )
+
+
+def _add_stored(ctx: Context, store: StateDir, rendered: JsonObject) -> Answer:
+    name = record_name(ctx.invocation.container_id, ctx.invocation.ifname)
+    written = store.write(name, encode(rendered))
+    if isinstance(written, Failure):
+        return written
+    config = with_prev_result(rendered, ctx.conf.prev_result)
+    result = ctx.delegates.call(config, "ADD")
+    if isinstance(result, Failure):
+        _roll_back(ctx, store, name, config, result.failure())
+    return result
+
+
+def _roll_back(
+    ctx: Context, store: StateDir, name: str, config: JsonObject, error: CniError
+) -> None:
+    undone = ctx.delegates.call(config, "DEL")
+    # A delegate that refused the config's version did nothing to undo.
+    if isinstance(undone, Success) or error.code == Code.INCOMPATIBLE_VERSION:
+        store.remove(name)
+        return
+    ctx.log(
+        f"ADD failed and so did the delegate's DEL ({undone.failure().msg});"
+        f" record {name} kept so that the runtime's DEL can release what ADD took"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    file: str
+    config: JsonObject
+    fresh: bool  # the record was unreadable; config is a fresh rendering
+
+
+def _find_record(ctx: Context, store: StateDir) -> tuple[str, Result[bytes, CniError]] | None:
+    """This plugin's record for the attachment, else the Go plugin's, as it reads."""
+    inv = ctx.invocation
+    for file in (
+        record_name(inv.container_id, inv.ifname),
+        legacy_record_name(inv.container_id),
+    ):
+        match store.read(file):
+            case Success(None):
+                continue
+            case Success(bytes() as data):
+                return file, Success(data)
+            case Failure(error):
+                return file, Failure(error)
+    return None
+
+
+def delete(ctx: Context) -> Answer:
+    """Replay the stored rendering; remove the record only once the delegate agreed."""
+    return _with_store(ctx, False, Success(None), lambda store: _delete_in(ctx, store))
+
+
+def _delete_in(ctx: Context, store: StateDir) -> Answer:
+    found = _find_record(ctx, store)
+    if found is None:
+        return Success(None)  # nothing stored: DEL is idempotent
+    file, data = found
+    record = data.bind(lambda raw: decode_record(raw, file))
+    return _replay(ctx, file, record).bind(lambda replay: _delete_replayed(ctx, store, replay, {}))
+
+
+def _replay(
+    ctx: Context, file: str, record: Result[JsonObject, CniError]
+) -> Result[_Replay, CniError]:
+    match record:
+        case Success(config):
+            return Success(_Replay(file, config, fresh=False))
+        case Failure(error):
+            ctx.log(f"{error.msg}; replaying a fresh rendering instead")
+            return _rendered(ctx).map(lambda config: _Replay(file, config, fresh=True))
+    raise AssertionError("unreachable")
+
+
+def _delete_replayed(
+    ctx: Context, store: StateDir, replay: _Replay, overrides: dict[str, str]
+) -> Answer:
+    config = with_prev_result(replay.config, ctx.conf.prev_result)
+    deleted = ctx.delegates.call(config, "DEL", overrides)
+    if isinstance(deleted, Failure):
+        return deleted  # the record stays, so a retried DEL can still release
+    removed = store.remove(replay.file)
+    if isinstance(removed, Success) and replay.fresh:
+        ctx.log(f"removed unreadable state record {store.path}/{replay.file}")
+    return removed.map(lambda _: None)
+
+
+def check(ctx: Context) -> Answer:
+    """The delegate's CHECK on the stored rendering, after a subnet drift check."""
+    missing: Answer = Failure(_no_record(ctx))
+    return _with_store(ctx, False, missing, lambda store: _check_in(ctx, store))
+
+
+def _no_record(ctx: Context) -> CniError:
+    inv = ctx.invocation
+    return CniError(
+        Code.UNKNOWN_CONTAINER,
+        f"no state record for container {inv.container_id} interface {inv.ifname}"
+        f" in {ctx.conf.data_dir}: this plugin did not ADD it",
+    )
+
+
+def _check_in(ctx: Context, store: StateDir) -> Answer:
+    found = _find_record(ctx, store)
+    if found is None:
+        return Failure(_no_record(ctx))
+    file, data = found
+    return (
+        data.bind(lambda raw: decode_record(raw, file))
+        .bind(
+            lambda record: (
+                read_lease(ctx.conf.subnet_file)
+                .bind(lambda lease: check_drift(record, lease))
+                .map(lambda _: with_prev_result(record, ctx.conf.prev_result))
+            )
+        )
+        .bind(lambda config: ctx.delegates.call(config, "CHECK"))
+    )
+
+
+def status(ctx: Context) -> Answer:
+    """Success when ADD could be served now; error 50 saying why not otherwise."""
+    ready = _rendered(ctx).bind(
+        lambda rendered: ctx.delegates.find(str(rendered["type"])).map(lambda _: rendered)
+    )
+    match ready:
+        case Failure(error):
+            return Failure(
+                CniError(
+                    Code.NOT_AVAILABLE,
+                    f"cannot add containers: {error.msg}",
+                    error.details,
+                )
+            )
+        case Success(rendered):
+            return _forward(ctx, rendered, "STATUS")
+    raise AssertionError("unreachable")
+
+
+def _forward(ctx: Context, config: JsonObject, command: str) -> Answer:
+    """Pass STATUS or GC on to a delegate that knows it (VERSION lists 1.1.0)."""
+    probe = {"cniVersion": LATEST, "type": config["type"]}
+    version = ctx.delegates.call(probe, "VERSION")
+    if isinstance(version, Success) and not supports(version.unwrap(), LATEST):
+        return Success(None)
+    return version.bind(lambda _: ctx.delegates.call(config, command))
+
+
+def gc(ctx: Context) -> Answer:
+    """Release stale attachments, forward GC, and report every problem at once."""
+    problems = _with_store(ctx, False, Success(None), lambda store: _gc_in(ctx, store))
+    errors: list[CniError] = []
+    if isinstance(problems, Failure):
+        errors.append(problems.failure())
+    forwarded = _rendered(ctx).bind(
+        lambda rendered: _forward(
+            ctx,
+            {**rendered, VALID_ATTACHMENTS_KEY: _attachment_list(ctx.conf)},
+            "GC",
+        )
+    )
+    if isinstance(forwarded, Failure):
+        errors.append(forwarded.failure())
+    if not errors:
+        return Success(None)
+    return Failure(
+        CniError(
+            errors[0].code,
+            f"GC finished with {len(errors)} problem(s): {errors[0].msg}",
+            "; ".join(f"{e.msg} ({e.details})" if e.details else e.msg for e in errors),
+        )
+    )
+
+
+def _attachment_list(conf: NetConf) -> list[dict[str, str]]:
+    return [{"containerID": c, "ifname": i} for c, i in sorted(conf.valid_attachments)]
+
+
+def _gc_in(ctx: Context, store: StateDir) -> Answer:
+    names = store.names()
+    if isinstance(names, Failure):
+        return names
+    errors: list[CniError] = []
+    for file in names.unwrap():
+        outcome = _gc_one(ctx, store, file)
+        if isinstance(outcome, Failure):
+            errors.append(outcome.failure())
+    if errors:
+        return Failure(
+            CniError(
+                errors[0].code,
+                f"{len(errors)} stale record(s) could not be released",
+                "; ".join(e.msg for e in errors),
+            )
+        )
+    return Success(None)
+
+
+def _gc_one(ctx: Context, store: StateDir, file: str) -> Answer:
+    if file.startswith(TEMP_PREFIX):
+        return store.remove(file).map(lambda _: None)  # an interrupted ADD's; GC runs alone
+    name = parse_record_name(file)
+    if name is None or not is_stale(name, ctx.conf.valid_attachments):
+        return Success(None)
+    ifname = name.ifname or LEGACY_IFNAME
+    record = store.read(file).bind(lambda data: decode_record(data or b"", file))
+    overrides = {
+        "CNI_CONTAINERID": name.container_id,
+        "CNI_IFNAME": ifname,
+        "CNI_NETNS": "",
+        "CNI_ARGS": "",
+    }
+    return (
+        _replay(ctx, file, record)
+        .bind(lambda replay: _delete_replayed(ctx, store, replay, overrides))
+        .alt(lambda e: CniError(e.code, f"{file}: {e.msg}", e.details))
+    )

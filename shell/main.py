@@ -1,0 +1,121 @@
+"""The ``flannel`` executable: environment and stdin in, one CNI answer out."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import IO, Final
+
+from returns.result import Failure, Result, Success
+
+from core.environment import Invocation, parse_environment
+from core.errors import CniError, Code
+from core.jsonvalue import JsonObject, decode_object
+from core.netconf import parse_netconf
+from core.versions import LATEST, SUPPORTED_VERSIONS, version_answer
+from shell import commands
+from shell.delegate import Delegates, Runner, run_process
+
+COMMANDS: Final[Mapping[str, Callable[[commands.Context], commands.Answer]]] = {
+    "ADD": commands.add,
+    "DEL": commands.delete,
+    "CHECK": commands.check,
+    "STATUS": commands.status,
+    "GC": commands.gc,
+}
+
+
+def _version(stdin: bytes) -> commands.Answer:
+    """VERSION reads no file: stdin holds at most {"cniVersion": ...}."""
+    if stdin.strip() == b"":
+        return Success(version_answer(None))
+    return decode_object(stdin, "VERSION request").map(
+        lambda request: version_answer(
+            request.get("cniVersion") if isinstance(request.get("cniVersion"), str) else None
+        )
+    )
+
+
+def _answer_version(stdin: bytes) -> str:
+    """The cniVersion an error object carries: the input's when we speak it."""
+    request = decode_object(stdin, "input").value_or({})
+    version = request.get("cniVersion", LATEST)
+    return version if version in SUPPORTED_VERSIONS else LATEST
+
+
+def dispatch(
+    env: Mapping[str, str], stdin: bytes, stderr: IO[str], runner: Runner
+) -> commands.Answer:
+    """Validate the invocation and run its command."""
+    invocation = parse_environment(env)
+    match invocation:
+        case Failure(error):
+            return Failure(error)
+        case Success(Invocation(command="VERSION")):
+            return _version(stdin)
+        case Success(Invocation() as inv):
+            return parse_netconf(stdin, inv.command).bind(
+                lambda conf: COMMANDS[inv.command](
+                    commands.Context(
+                        invocation=inv,
+                        conf=conf,
+                        delegates=Delegates(inv.path, env, stderr, runner),
+                        stderr=stderr,
+                    )
+                )
+            )
+    raise AssertionError("unreachable")
+
+
+def run(
+    env: Mapping[str, str],
+    stdin: bytes,
+    stdout: IO[str],
+    stderr: IO[str],
+    runner: Runner = run_process,
+) -> int:
+    """One plugin invocation; returns the exit status. Never raises."""
+    try:
+        answer: Result[JsonObject | None, CniError] = dispatch(env, stdin, stderr, runner)
+    except Exception as exc:  # the last line of defence: no traceback reaches a runtime
+        where = exc.__traceback__
+        while where is not None and where.tb_next is not None:
+            where = where.tb_next
+        place = f" at {where.tb_frame.f_code.co_filename}:{where.tb_lineno}" if where else ""
+        answer = Failure(
+            CniError(
+                Code.INTERNAL,
+                f"internal error in the flannel plugin: {type(exc).__name__}: {exc}",
+                f"raised{place}; please report it with the network configuration",
+            )
+        )
+    match answer:
+        case Success(None):
+            return 0
+        case Success(result):
+            stdout.write(json.dumps(result) + "\n")
+            return 0
+        case Failure(error):
+            stdout.write(json.dumps(error.to_object(_answer_version(stdin))) + "\n")
+            return 1
+    raise AssertionError("unreachable")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        stdin = sys.stdin.buffer.read() if sys.stdin is not None else b""
+    except OSError:
+        stdin = b""
+    try:
+        code = run(os.environ, stdin, sys.stdout, sys.stderr)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = 1  # the runtime went away; nobody reads our answer
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
