@@ -8,6 +8,7 @@ from typing import IO, Final
 
 from returns.result import Failure, Result, Success
 
+from core.check_routes import with_route_gateways
 from core.delegate_output import supports
 from core.environment import Invocation
 from core.errors import CniError, Code
@@ -197,11 +198,17 @@ def _check_in(ctx: Context, store: StateDir) -> Answer:
             lambda record: (
                 read_lease(ctx.conf.subnet_file)
                 .bind(lambda lease: check_drift(record, lease))
-                .map(lambda _: with_prev_result(record, ctx.conf.prev_result))
+                .map(lambda _: with_prev_result(record, _check_prev_result(ctx.conf)))
             )
         )
         .bind(lambda config: ctx.delegates.call(config, "CHECK"))
     )
+
+
+def _check_prev_result(conf: NetConf) -> JsonObject | None:
+    if conf.prev_result is None:
+        return None
+    return with_route_gateways(conf.prev_result)
 
 
 def status(ctx: Context) -> Answer:
