@@ -60,7 +60,9 @@ def _root_snapshot() -> tuple[list[str], str]:
         for tool in ("iptables-save", "ip6tables-save")
     )
     kept = "\n".join(
-        line for line in rules.splitlines() if line.startswith(("-A", "-N", ":", "*"))
+        line
+        for line in rules.splitlines()
+        if line.startswith(("-A", "-N", ":", "*"))
         and not line.startswith(":")  # chain counters change with traffic
     )
     return names, kept

@@ -27,7 +27,9 @@ def run_id() -> str:
 
 
 def our_namespaces() -> list[str]:
-    return sorted(n for n in netns.listnetns() if n.startswith(PREFIX))
+    """The namespaces this run made (another run's are its own business)."""
+    mine = f"{PREFIX}{run_id()}-"
+    return sorted(n for n in netns.listnetns() if n.startswith(mine))
 
 
 @dataclass
@@ -97,7 +99,7 @@ class Namespace:
             for route in ns.get_routes(family=family, table=254):
                 dst = route.get_attr("RTA_DST")
                 length = route["dst_len"]
-                zero = "0.0.0.0" if family == socket.AF_INET else "::"
+                zero = "0.0.0.0" if family == socket.AF_INET else "::"  # noqa: S104 (a route, not a bind)
                 cidr = str(ip_network(f"{dst or zero}/{length}", strict=False))
                 found.append((cidr, route.get_attr("RTA_GATEWAY")))
             return found
@@ -105,7 +107,9 @@ class Namespace:
     def delete_address(self, ifname: str, address: IPv4Interface | IPv6Interface) -> None:
         with NetNS(self.name) as ns:
             index = ns.link_lookup(ifname=ifname)[0]
-            ns.addr("del", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
+            ns.addr(
+                "del", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
+            )
 
     def delete_route(self, dst: str) -> None:
         self.sh("ip", "route", "del", dst)

@@ -96,7 +96,9 @@ class Runtime:
     def invoke(self, config: JsonObject, command: str, env: dict[str, str]) -> JsonObject | None:
         done = self.exec_plugin(config, command, env)
         if done.returncode != 0:
-            raise PluginError(str(config["type"]), command, done.returncode, done.stdout, done.stderr)
+            raise PluginError(
+                str(config["type"]), command, done.returncode, done.stdout, done.stderr
+            )
         if command == "ADD":
             result: JsonObject = json.loads(done.stdout)
             return result
@@ -117,9 +119,7 @@ class Runtime:
         config["cniVersion"] = conflist["cniVersion"]
         declared = plugin.get("capabilities") or {}
         runtime_config = {
-            key: value
-            for key, value in capability_args.items()
-            if declared.get(key) is True
+            key: value for key, value in capability_args.items() if declared.get(key) is True
         }
         if runtime_config:
             config["runtimeConfig"] = runtime_config

@@ -72,9 +72,14 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def supported_versions(version_result: JsonObject | None) -> tuple[str, ...]:
+    """The versions a delegate's VERSION result lists (none when it lists nothing usable)."""
+    listed = (version_result or {}).get("supportedVersions")
+    if not isinstance(listed, list):
+        return ()
+    return tuple(v for v in listed if isinstance(v, str))
+
+
 def supports(version_result: JsonObject | None, version: str) -> bool:
     """Whether a delegate's VERSION result lists ``version``."""
-    if version_result is None:
-        return False
-    listed = version_result.get("supportedVersions")
-    return isinstance(listed, list) and version in listed
+    return version in supported_versions(version_result)

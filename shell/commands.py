@@ -9,7 +9,7 @@ from typing import IO, Final
 from returns.result import Failure, Result, Success
 
 from core.check_routes import with_route_gateways
-from core.delegate_output import supports
+from core.delegate_output import supported_versions
 from core.environment import Invocation
 from core.errors import CniError, Code
 from core.jsonvalue import JsonObject, encode
@@ -212,31 +212,54 @@ def _check_prev_result(conf: NetConf) -> JsonObject | None:
 
 
 def status(ctx: Context) -> Answer:
-    """Success when ADD could be served now; error 50 saying why not otherwise."""
+    """Success when ADD could be served now; error 50 saying why not otherwise.
+
+    Ready means: subnet.env is complete, the delegate is in CNI_PATH and speaks
+    the configuration's cniVersion. As that version is 1.1.0 or later, the
+    delegate then knows STATUS too, and its own answer is passed on unchanged.
+    """
     ready = _rendered(ctx).bind(
-        lambda rendered: ctx.delegates.find(str(rendered["type"])).map(lambda _: rendered)
+        lambda rendered: _delegate_speaks(ctx, rendered).map(lambda _: rendered)
     )
     match ready:
         case Failure(error):
             return Failure(
-                CniError(
-                    Code.NOT_AVAILABLE,
-                    f"cannot add containers: {error.msg}",
-                    error.details,
-                )
+                CniError(Code.NOT_AVAILABLE, f"cannot add containers: {error.msg}", error.details)
             )
         case Success(rendered):
-            return _forward(ctx, rendered, "STATUS")
+            return ctx.delegates.call(rendered, "STATUS")
     raise AssertionError("unreachable")
 
 
-def _forward(ctx: Context, config: JsonObject, command: str) -> Answer:
-    """Pass STATUS or GC on to a delegate that knows it (VERSION lists 1.1.0)."""
-    probe = {"cniVersion": LATEST, "type": config["type"]}
-    version = ctx.delegates.call(probe, "VERSION")
-    if isinstance(version, Success) and not supports(version.unwrap(), LATEST):
-        return Success(None)
-    return version.bind(lambda _: ctx.delegates.call(config, command))
+def _delegate_speaks(ctx: Context, rendered: JsonObject) -> Result[bool, CniError]:
+    """Error when the delegate's VERSION does not list the rendered cniVersion."""
+    version = str(rendered.get("cniVersion", ctx.conf.cni_version))
+    return _delegate_versions(ctx, str(rendered["type"])).bind(
+        lambda listed: (
+            Success(True)
+            if version in listed
+            else Failure(
+                CniError(
+                    Code.INCOMPATIBLE_VERSION,
+                    f"delegate {rendered['type']!r} does not support cniVersion {version}",
+                    "it supports " + ", ".join(listed),
+                )
+            )
+        )
+    )
+
+
+def _delegate_versions(ctx: Context, plugin_type: str) -> Result[tuple[str, ...], CniError]:
+    probe = {"cniVersion": LATEST, "type": plugin_type}
+    return ctx.delegates.call(probe, "VERSION").map(supported_versions)
+
+
+def _forward_gc(ctx: Context, rendered: JsonObject) -> Answer:
+    """Pass GC on to a delegate that knows it (its VERSION lists 1.1.0)."""
+    config = {**rendered, VALID_ATTACHMENTS_KEY: _attachment_list(ctx.conf)}
+    return _delegate_versions(ctx, str(rendered["type"])).bind(
+        lambda listed: ctx.delegates.call(config, "GC") if LATEST in listed else Success(None)
+    )
 
 
 def gc(ctx: Context) -> Answer:
@@ -245,13 +268,7 @@ def gc(ctx: Context) -> Answer:
     errors: list[CniError] = []
     if isinstance(problems, Failure):
         errors.append(problems.failure())
-    forwarded = _rendered(ctx).bind(
-        lambda rendered: _forward(
-            ctx,
-            {**rendered, VALID_ATTACHMENTS_KEY: _attachment_list(ctx.conf)},
-            "GC",
-        )
-    )
+    forwarded = _rendered(ctx).bind(lambda rendered: _forward_gc(ctx, rendered))
     if isinstance(forwarded, Failure):
         errors.append(forwarded.failure())
     if not errors:

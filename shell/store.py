@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 from typing import Final
 
@@ -96,7 +95,7 @@ class StateDir:
 
     def write(self, name: str, data: bytes) -> Result[None, CniError]:
         """Replace a record atomically: temp file, fsync, rename, fsync of dataDir."""
-        temp = TEMP_PREFIX + secrets.token_hex(8)
+        temp = TEMP_PREFIX + os.urandom(8).hex()
         try:
             fd = os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=self._fd)
             try:
