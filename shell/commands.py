@@ -32,6 +32,8 @@ from shell.store import StateDir
 
 # A Go-plugin record does not say which interface it was for; Kubernetes uses eth0.
 LEGACY_IFNAME: Final = "eth0"
+# A record is written and renamed in milliseconds; a temporary file this old is abandoned.
+TEMP_ABANDONED_AFTER_SECONDS: Final = 60.0
 
 Answer = Result[JsonObject | None, CniError]
 
@@ -116,21 +118,32 @@ class _Replay:
     fresh: bool  # the record was unreadable; config is a fresh rendering
 
 
-def _find_record(ctx: Context, store: StateDir) -> tuple[str, Result[bytes, CniError]] | None:
-    """This plugin's record for the attachment, else the Go plugin's, as it reads."""
+def _find_record(ctx: Context, store: StateDir) -> tuple[str, Result[JsonObject, CniError]] | None:
+    """This plugin's record for the attachment, else the Go plugin's, decoded.
+
+    A Go record is named after the container ID alone, so it is taken only
+    when it belongs to this network: another flannel network sharing dataDir
+    may have stored it.
+    """
     inv = ctx.invocation
-    for file in (
-        record_name(inv.container_id, inv.ifname),
-        legacy_record_name(inv.container_id),
-    ):
+    ours = record_name(inv.container_id, inv.ifname)
+    legacy = legacy_record_name(inv.container_id)
+    for file in (ours, legacy):
         match store.read(file):
             case Success(None):
                 continue
             case Success(bytes() as data):
-                return file, Success(data)
+                record = decode_record(data, file)
+                if file == legacy and not _same_network(ctx, record):
+                    continue
+                return file, record
             case Failure(error):
                 return file, Failure(error)
     return None
+
+
+def _same_network(ctx: Context, record: Result[JsonObject, CniError]) -> bool:
+    return isinstance(record, Success) and record.unwrap().get("name") == ctx.conf.name
 
 
 def delete(ctx: Context) -> Answer:
@@ -142,8 +155,7 @@ def _delete_in(ctx: Context, store: StateDir) -> Answer:
     found = _find_record(ctx, store)
     if found is None:
         return Success(None)  # nothing stored: DEL is idempotent
-    file, data = found
-    record = data.bind(lambda raw: decode_record(raw, file))
+    file, record = found
     return _replay(ctx, file, record).bind(lambda replay: _delete_replayed(ctx, store, replay, {}))
 
 
@@ -167,9 +179,15 @@ def _delete_replayed(
     if isinstance(deleted, Failure):
         return deleted  # the record stays, so a retried DEL can still release
     removed = store.remove(replay.file)
-    if isinstance(removed, Success) and replay.fresh:
-        ctx.log(f"removed unreadable state record {store.path}/{replay.file}")
-    return removed.map(lambda _: None)
+    if not replay.fresh:
+        return removed.map(lambda _: None)
+    # The delegate released what it had; junk that cannot go must not block DEL forever.
+    match removed:
+        case Success(_):
+            ctx.log(f"removed unreadable state record {store.path}/{replay.file}")
+        case Failure(error):
+            ctx.log(f"{error.msg}; left it, the delegate's DEL succeeded")
+    return Success(None)
 
 
 def check(ctx: Context) -> Answer:
@@ -191,18 +209,14 @@ def _check_in(ctx: Context, store: StateDir) -> Answer:
     found = _find_record(ctx, store)
     if found is None:
         return Failure(_no_record(ctx))
-    file, data = found
-    return (
-        data.bind(lambda raw: decode_record(raw, file))
-        .bind(
-            lambda record: (
-                read_lease(ctx.conf.subnet_file)
-                .bind(lambda lease: check_drift(record, lease))
-                .map(lambda _: with_prev_result(record, _check_prev_result(ctx.conf)))
-            )
+    _, record = found
+    return record.bind(
+        lambda record: (
+            read_lease(ctx.conf.subnet_file)
+            .bind(lambda lease: check_drift(record, lease))
+            .map(lambda _: with_prev_result(record, _check_prev_result(ctx.conf)))
         )
-        .bind(lambda config: ctx.delegates.call(config, "CHECK"))
-    )
+    ).bind(lambda config: ctx.delegates.call(config, "CHECK"))
 
 
 def _check_prev_result(conf: NetConf) -> JsonObject | None:
@@ -308,15 +322,19 @@ def _gc_in(ctx: Context, store: StateDir) -> Answer:
 
 def _gc_one(ctx: Context, store: StateDir, file: str) -> Answer:
     if file.startswith(TEMP_PREFIX):
-        return store.remove(file).map(lambda _: None)  # an interrupted ADD's; GC runs alone
+        return _gc_temp(store, file)
     name = parse_record_name(file)
     if name is None or not is_stale(name, ctx.conf.valid_attachments):
         return Success(None)
-    ifname = name.ifname or LEGACY_IFNAME
     record = store.read(file).bind(lambda data: decode_record(data or b"", file))
+    if isinstance(record, Success) and not _same_network(ctx, record):
+        return Success(None)  # another network sharing dataDir: its own GC decides
+    # An unreadable record cannot say its network. Releasing it with this
+    # network's rendering frees only what this network holds for an attachment
+    # it no longer has, so it is safe either way.
     overrides = {
         "CNI_CONTAINERID": name.container_id,
-        "CNI_IFNAME": ifname,
+        "CNI_IFNAME": name.ifname or LEGACY_IFNAME,
         "CNI_NETNS": "",
         "CNI_ARGS": "",
     }
@@ -325,3 +343,15 @@ def _gc_one(ctx: Context, store: StateDir, file: str) -> Answer:
         .bind(lambda replay: _delete_replayed(ctx, store, replay, overrides))
         .alt(lambda e: CniError(e.code, f"{file}: {e.msg}", e.details))
     )
+
+
+def _gc_temp(store: StateDir, file: str) -> Answer:
+    """Remove an interrupted ADD's temporary file.
+
+    GC runs alone only within its network; an ADD of another network sharing
+    dataDir may be writing right now, so only files older than any write are taken.
+    """
+    age = store.age(file)
+    if age is None or age < TEMP_ABANDONED_AFTER_SECONDS:
+        return Success(None)
+    return store.remove(file).map(lambda _: None)

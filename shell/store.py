@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import stat
+import time
 from typing import Final
 
 from returns.result import Failure, Result, Success
@@ -112,10 +113,24 @@ class StateDir:
             return Failure(_io_error(f"cannot write state record {self.path}/{name}", exc))
         return Success(None)
 
-    def remove(self, name: str) -> Result[None, CniError]:
-        """Remove a record (a symlink itself, never its target); absent is fine."""
+    def age(self, name: str) -> float | None:
+        """Seconds since ``name`` was last modified; None when it is gone."""
         try:
-            os.unlink(name, dir_fd=self._fd)
+            info = os.stat(name, dir_fd=self._fd, follow_symlinks=False)
+        except OSError:
+            return None
+        return time.time() - info.st_mtime
+
+    def remove(self, name: str) -> Result[None, CniError]:
+        """Remove a record (a symlink itself, never its target); absent is fine.
+
+        An empty directory in a record's place goes too; a full one is an error.
+        """
+        try:
+            try:
+                os.unlink(name, dir_fd=self._fd)
+            except IsADirectoryError:
+                os.rmdir(name, dir_fd=self._fd)
             os.fsync(self._fd)
         except FileNotFoundError:
             pass
