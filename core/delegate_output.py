@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from dataclasses import dataclass
 from typing import Final
@@ -53,7 +54,9 @@ def _error_object(stdout: bytes) -> CniError | None:
     code, msg, details = obj.get("code"), obj.get("msg"), obj.get("details", "")
     if isinstance(code, bool) or not isinstance(code, int) or not isinstance(msg, str):
         return None
-    return CniError(code, msg, details if isinstance(details, str) else str(details))
+    if details is None:
+        details = ""
+    return CniError(code, msg, details if isinstance(details, str) else json.dumps(details))
 
 
 def _bad_output(delegate: str, command: str, how: str, stderr: bytes) -> CniError:

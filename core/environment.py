@@ -62,9 +62,10 @@ def parse_environment(env: Mapping[str, str]) -> Result[Invocation, CniError]:
     return Success(
         Invocation(
             command=command,
-            container_id=container_id,
+            # Commands that need no container get none: only validated IDs travel.
+            container_id=container_id if "CNI_CONTAINERID" in REQUIRED[command] else "",
             netns=env.get("CNI_NETNS", ""),
-            ifname=ifname,
+            ifname=ifname if "CNI_IFNAME" in REQUIRED[command] else "",
             path=path,
             args=args or (),
         )

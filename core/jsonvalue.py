@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeAlias
+import math
+from typing import Any, Final, TypeAlias
 
 from returns.result import Failure, Result, Success
 
 from core.errors import CniError, Code
 
 JsonObject: TypeAlias = dict[str, Any]
+# Far more than any network configuration or result uses, far less than recursion allows.
+MAX_DEPTH: Final = 64
 
 
 def _reject_constant(name: str) -> object:
@@ -17,16 +20,49 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    # 1e400 overflows to infinity, which encode() would write as "Infinity".
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value
+
+
+def depth(value: object) -> int:
+    """How deeply arrays and objects nest in ``value`` (iterative: any depth is safe)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, level + 1))
+        deepest = max(deepest, level)
+    return deepest
+
+
 def decode_object(data: bytes, what: str) -> Result[JsonObject, CniError]:
-    """Decode ``data`` as one JSON object; error 6 saying why when it is not."""
+    """Decode ``data`` as one JSON object; error 6 saying why when it is not.
+
+    Objects nest at most MAX_DEPTH levels, so that every later step (copying,
+    encoding) works on whatever was accepted here.
+    """
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(
+            data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+        )
     except UnicodeDecodeError as exc:
         return Failure(CniError(Code.DECODE_FAILURE, f"{what} is not UTF-8 (byte {exc.start})"))
     except RecursionError:
         return Failure(CniError(Code.DECODE_FAILURE, f"{what} is nested too deeply to decode"))
     except ValueError as exc:  # JSONDecodeError is a ValueError
         return Failure(CniError(Code.DECODE_FAILURE, f"{what} is not valid JSON: {exc}"))
+    if isinstance(value, dict) and depth(value) > MAX_DEPTH:
+        return Failure(
+            CniError(Code.DECODE_FAILURE, f"{what} nests deeper than {MAX_DEPTH} levels")
+        )
     if not isinstance(value, dict):
         return Failure(
             CniError(

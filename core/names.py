@@ -27,7 +27,10 @@ def ifname_problem(value: str) -> str | None:
     The kernel's own rule (dev_valid_name): 1-15 bytes, not "." or "..",
     no "/", ":" or whitespace.
     """
-    size = len(value.encode("utf-8", "surrogateescape"))
+    try:
+        size = len(value.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:  # a lone surrogate from a JSON escape: not a name
+        return "must be text the kernel can take as a name"
     if size == 0 or size > IFNAME_MAX_BYTES:
         return f"must be 1 to {IFNAME_MAX_BYTES} bytes long, is {size}"
     if value in (".", ".."):

@@ -98,7 +98,7 @@ def _validate(conf: JsonObject, version: str, command: str) -> Result[NetConf, C
         )
     try:
         name = _identifier(conf, "name")
-        own_type = _plugin_type(conf.get("type"), "type", required=True)
+        own_type = _plugin_type(conf.get("type", _ABSENT), "type", required=True)
         delegate = _delegate(conf.get("delegate"), own_type)
         ipam = _ipam(conf.get("ipam"))
         return Success(
@@ -121,7 +121,9 @@ def _validate(conf: JsonObject, version: str, command: str) -> Result[NetConf, C
 
 
 def _identifier(conf: JsonObject, key: str) -> str:
-    value = conf.get(key)
+    if key not in conf:
+        raise _invalid(f"{key} is required")
+    value = conf[key]
     if not isinstance(value, str):
         raise _invalid(f"{key} must be a string, not {type_name(value)}")
     if not is_valid_id(value):
@@ -132,8 +134,13 @@ def _identifier(conf: JsonObject, key: str) -> str:
     return value
 
 
+_ABSENT: Final = object()
+
+
 def _plugin_type(value: object, where: str, *, required: bool) -> str:
-    if value is None and not required:
+    if value is _ABSENT:
+        if required:
+            raise _invalid(f"{where} is required")
         return ""
     if not isinstance(value, str):
         raise _invalid(f"{where} must be a string, not {type_name(value)}")
@@ -169,7 +176,7 @@ def _delegate(value: object, own_type: str) -> JsonObject:
                 f"delegate must not contain {key!r}: the plugin sets the delegate's"
                 " name to the network's and builds its ipam from subnet.env"
             )
-    delegate_type = _plugin_type(value.get("type"), "delegate.type", required=False)
+    delegate_type = _plugin_type(value.get("type", _ABSENT), "delegate.type", required=False)
     if delegate_type == own_type:
         raise _invalid(f"delegate.type {delegate_type!r} would execute this plugin again")
     return value
@@ -180,7 +187,7 @@ def _ipam(value: object) -> JsonObject:
         return {}
     if not isinstance(value, dict):
         raise _invalid(f"ipam must be an object, not {type_name(value)}")
-    _plugin_type(value.get("type"), "ipam.type", required=False)
+    _plugin_type(value.get("type", _ABSENT), "ipam.type", required=False)
     routes = value.get("routes", [])
     if not isinstance(routes, list):
         raise _invalid(f"ipam.routes must be an array, not {type_name(routes)}")

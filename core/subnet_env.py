@@ -119,7 +119,9 @@ def parse_subnet_env(data: bytes, source: str) -> Result[Lease, CniError]:
             CniError(Code.DECODE_FAILURE, f"{source} is not UTF-8 text (byte {exc.start})")
         )
     lines: dict[str, tuple[int, str]] = {}  # key -> (line number, value); last wins
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a line (CRLF leaves a "\r" that strip() removes); splitlines()
+    # would also split inside a comment at form feeds, NEL or U+2028.
+    for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.strip()
         if line == "" or line.startswith("#"):
             continue
