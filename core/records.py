@@ -21,6 +21,9 @@ from core.names import ifname_problem, is_valid_id
 from core.subnet_env import Lease
 
 SEPARATOR: Final = ":"
+# The extended attribute that keeps the container's netns path beside a record,
+# for operators' tools (the content stays the bare delegate configuration).
+NETNS_ATTRIBUTE: Final = "user.flannel-cni.netns"
 # Temporary files start with "."; no record name does (IDs start alphanumeric).
 TEMP_PREFIX: Final = ".tmp-"
 

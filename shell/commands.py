@@ -15,6 +15,7 @@ from core.errors import CniError, Code
 from core.jsonvalue import JsonObject, encode
 from core.netconf import VALID_ATTACHMENTS_KEY, NetConf
 from core.records import (
+    NETNS_ATTRIBUTE,
     TEMP_PREFIX,
     check_drift,
     decode_record,
@@ -87,7 +88,8 @@ def add(ctx: Context) -> Answer:
 
 def _add_stored(ctx: Context, store: StateDir, rendered: JsonObject) -> Answer:
     name = record_name(ctx.invocation.container_id, ctx.invocation.ifname)
-    written = store.write(name, encode(rendered))
+    netns = {NETNS_ATTRIBUTE: ctx.invocation.netns}
+    written = store.write(name, encode(rendered), netns)
     if isinstance(written, Failure):
         return written
     config = with_prev_result(rendered, ctx.conf.prev_result)

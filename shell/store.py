@@ -12,6 +12,7 @@ import errno
 import os
 import stat
 import time
+from collections.abc import Mapping
 from typing import Final
 
 from returns.result import Failure, Result, Success
@@ -94,8 +95,15 @@ class StateDir:
         finally:
             os.close(fd)
 
-    def write(self, name: str, data: bytes) -> Result[None, CniError]:
-        """Replace a record atomically: temp file, fsync, rename, fsync of dataDir."""
+    def write(
+        self, name: str, data: bytes, attributes: Mapping[str, str] | None = None
+    ) -> Result[None, CniError]:
+        """Replace a record atomically: temp file, fsync, rename, fsync of dataDir.
+
+        ``attributes`` go into user extended attributes, beside the content, so
+        that the content stays the bare delegate configuration; a file system
+        without them loses only that metadata.
+        """
         temp = TEMP_PREFIX + os.urandom(8).hex()
         try:
             fd = os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=self._fd)
@@ -103,6 +111,9 @@ class StateDir:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
+                for key, value in (attributes or {}).items():
+                    with contextlib.suppress(OSError):
+                        os.setxattr(fd, key, value.encode("utf-8", "surrogateescape"))
                 os.fsync(fd)
             finally:
                 os.close(fd)

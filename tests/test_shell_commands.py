@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from core.delegate_output import Outcome
-from core.records import legacy_record_name, record_name
+from core.records import NETNS_ATTRIBUTE, legacy_record_name, record_name
 from shell.commands import TEMP_ABANDONED_AFTER_SECONDS
 from tests.conftest import (
     CONTAINER_ID,
@@ -917,3 +917,9 @@ def test_every_command_validates_the_environment_first(
     error = run_plugin(node.env(command, CNI_PATH=None), gc_conf(node.netconf)).error()
     assert error["code"] == 4
     assert "CNI_PATH" in error["msg"]
+
+
+def test_add_keeps_the_netns_path_beside_the_record(run_plugin: RunPlugin, node: Node) -> None:
+    env = node.env("ADD")
+    added(run_plugin, env, node.netconf("1.0.0"))
+    assert os.getxattr(node.data_dir / RECORD, NETNS_ATTRIBUTE) == env["CNI_NETNS"].encode()

@@ -19,7 +19,13 @@ from returns.result import Failure, Success
 from core.errors import Code
 from core.jsonvalue import encode
 from core.netconf import parse_netconf
-from core.records import TEMP_PREFIX, decode_record, legacy_record_name, record_name
+from core.records import (
+    NETNS_ATTRIBUTE,
+    TEMP_PREFIX,
+    decode_record,
+    legacy_record_name,
+    record_name,
+)
 from core.render import render_delegate
 from core.subnet_env import parse_subnet_env
 from shell.store import MAX_RECORD_BYTES, StateDir
@@ -111,6 +117,14 @@ def test_write_then_read_gives_back_the_same_bytes(tmp_path: Path) -> None:
         assert store.write(RECORD, CONTENT) == Success(None)
         assert store.read(RECORD) == Success(CONTENT)
     assert (tmp_path / "d" / RECORD).read_bytes() == CONTENT
+
+
+def test_write_keeps_attributes_beside_the_bare_content(tmp_path: Path) -> None:
+    with opened(tmp_path / "d") as store:
+        store.write(RECORD, CONTENT, {NETNS_ATTRIBUTE: "/var/run/netns/pod-1"}).unwrap()
+    path = tmp_path / "d" / RECORD
+    assert path.read_bytes() == CONTENT
+    assert os.getxattr(path, NETNS_ATTRIBUTE) == b"/var/run/netns/pod-1"
 
 
 def test_write_replaces_an_existing_record(tmp_path: Path) -> None:
