@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from typing import IO, Final
 
@@ -13,9 +14,10 @@ from returns.result import Failure, Result, Success
 from core.environment import Invocation, parse_environment
 from core.errors import CniError, Code
 from core.jsonvalue import JsonObject, decode_object
-from core.netconf import parse_netconf
+from core.logline import Entry, log_file_of, log_line
+from core.netconf import DEFAULT_DELEGATE_TYPE, parse_netconf
 from core.versions import LATEST, SUPPORTED_VERSIONS, version_answer
-from shell import commands
+from shell import commands, journal
 from shell.delegate import Delegates, Runner, run_process
 
 COMMANDS: Final[Mapping[str, Callable[[commands.Context], commands.Answer]]] = {
@@ -38,11 +40,55 @@ def _version(stdin: bytes) -> commands.Answer:
     )
 
 
-def _answer_version(stdin: bytes) -> str:
+def _request(stdin: bytes) -> JsonObject:
+    """The input as far as it decodes, for the error's cniVersion and the log line."""
+    return decode_object(stdin, "input").value_or({})
+
+
+def _answer_version(request: JsonObject) -> str:
     """The cniVersion an error object carries: the input's when we speak it."""
-    request = decode_object(stdin, "input").value_or({})
     version = request.get("cniVersion", LATEST)
     return version if version in SUPPORTED_VERSIONS else LATEST
+
+
+def _delegate_type(request: JsonObject) -> str:
+    delegate = request.get("delegate")
+    kind = delegate.get("type", DEFAULT_DELEGATE_TYPE) if isinstance(delegate, dict) else None
+    return kind if isinstance(kind, str) else DEFAULT_DELEGATE_TYPE
+
+
+def _now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+def _leave_log_line(
+    env: Mapping[str, str],
+    request: JsonObject,
+    answer: commands.Answer,
+    started: float,
+    stderr: IO[str],
+) -> None:
+    """One structured line per invocation: on stderr, and in logFile when set."""
+    error = answer.failure() if isinstance(answer, Failure) else None
+    command = env.get("CNI_COMMAND", "")
+    line = log_line(
+        Entry(
+            time=_now(),
+            command=command,
+            container_id=env.get("CNI_CONTAINERID", ""),
+            ifname=env.get("CNI_IFNAME", ""),
+            delegate="" if command == "VERSION" else _delegate_type(request),
+            code=None if error is None else int(error.code),
+            msg="" if error is None else error.msg,
+            duration_ms=(time.monotonic() - started) * 1000,
+        )
+    )
+    stderr.write(line)
+    log_file = log_file_of(request)
+    if log_file is not None:
+        journal.append(log_file, line, stderr)
+    stderr.flush()
 
 
 def dispatch(
@@ -77,30 +123,38 @@ def run(
     runner: Runner = run_process,
 ) -> int:
     """One plugin invocation; returns the exit status. Never raises."""
+    started = time.monotonic()
     try:
         answer: Result[JsonObject | None, CniError] = dispatch(env, stdin, stderr, runner)
     except Exception as exc:  # the last line of defence: no traceback reaches a runtime
-        where = exc.__traceback__
-        while where is not None and where.tb_next is not None:
-            where = where.tb_next
-        place = f" at {where.tb_frame.f_code.co_filename}:{where.tb_lineno}" if where else ""
-        answer = Failure(
-            CniError(
-                Code.INTERNAL,
-                f"internal error in the flannel plugin: {type(exc).__name__}: {exc}",
-                f"raised{place}; please report it with the network configuration",
-            )
-        )
+        answer = Failure(_internal_error(exc))
+    request = _request(stdin)
     match answer:
         case Success(None):
-            return 0
+            status = 0
         case Success(result):
             stdout.write(json.dumps(result) + "\n")
-            return 0
+            status = 0
         case Failure(error):
-            stdout.write(json.dumps(error.to_object(_answer_version(stdin))) + "\n")
-            return 1
-    raise AssertionError("unreachable")
+            stdout.write(json.dumps(error.to_object(_answer_version(request))) + "\n")
+            status = 1
+    try:
+        _leave_log_line(env, request, answer, started, stderr)
+    except Exception as exc:  # logging never changes the answer or the exit status
+        stderr.write(f"flannel: cannot log: {type(exc).__name__}: {exc}\n")
+    return status
+
+
+def _internal_error(exc: Exception) -> CniError:
+    where = exc.__traceback__
+    while where is not None and where.tb_next is not None:
+        where = where.tb_next
+    place = f" at {where.tb_frame.f_code.co_filename}:{where.tb_lineno}" if where else ""
+    return CniError(
+        Code.INTERNAL,
+        f"internal error in the flannel plugin: {type(exc).__name__}: {exc}",
+        f"raised{place}; please report it with the network configuration",
+    )
 
 
 def main() -> None:
