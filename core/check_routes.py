@@ -11,15 +11,14 @@ accept it too.
 
 from __future__ import annotations
 
-import copy
 from ipaddress import ip_interface, ip_network
 
-from core.jsonvalue import JsonObject
+from core.jsonvalue import JsonObject, clone
 
 
 def with_route_gateways(prev_result: JsonObject) -> JsonObject:
     """A copy of a CNI result whose gateway-less routes name their family's gateway."""
-    result = copy.deepcopy(prev_result)
+    result = clone(prev_result)
     gateways = _gateways(result.get("ips"))
     routes = result.get("routes")
     if not isinstance(routes, list):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from returns.result import Failure, Result, Success
 
@@ -15,8 +13,7 @@ from core.jsonvalue import JsonObject, decode_object
 STDERR_TAIL_BYTES: Final = 2048
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """How one execution of a delegate ended."""
 
     returncode: int
@@ -69,6 +66,8 @@ def _bad_output(delegate: str, command: str, how: str, stderr: bytes) -> CniErro
 
 
 def _signal_name(number: int) -> str:
+    import signal  # noqa: PLC0415 - only a killed delegate needs it; every start would pay
+
     try:
         return signal.Signals(number).name
     except ValueError:

@@ -2,36 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import IntEnum
+from typing import Final, NamedTuple
 
 
-class Code(IntEnum):
-    """CNI error codes: the well-known ones (CNI spec) and ours (100+)."""
+class Code:
+    """CNI error codes: the well-known ones (CNI spec) and ours (100+).
 
-    INCOMPATIBLE_VERSION = 1
-    UNSUPPORTED_FIELD = 2
-    UNKNOWN_CONTAINER = 3
-    INVALID_ENVIRONMENT = 4
-    IO_FAILURE = 5
-    DECODE_FAILURE = 6
-    INVALID_NETWORK_CONFIG = 7
-    TRY_AGAIN_LATER = 11
-    NOT_AVAILABLE = 50
-    NOT_AVAILABLE_EXISTING_AFFECTED = 51
+    Plain ints rather than an IntEnum: building an enum class costs every
+    plugin start about a millisecond, and codes are only compared and printed.
+    """
+
+    INCOMPATIBLE_VERSION: Final = 1
+    UNSUPPORTED_FIELD: Final = 2
+    UNKNOWN_CONTAINER: Final = 3
+    INVALID_ENVIRONMENT: Final = 4
+    IO_FAILURE: Final = 5
+    DECODE_FAILURE: Final = 6
+    INVALID_NETWORK_CONFIG: Final = 7
+    TRY_AGAIN_LATER: Final = 11
+    NOT_AVAILABLE: Final = 50
+    NOT_AVAILABLE_EXISTING_AFFECTED: Final = 51
     # Ours, documented in README ("Error codes").
-    DELEGATE_NOT_FOUND = 100
-    DELEGATE_BAD_OUTPUT = 101
-    SUBNET_DRIFT = 102
-    INTERNAL = 999
+    DELEGATE_NOT_FOUND: Final = 100
+    DELEGATE_BAD_OUTPUT: Final = 101
+    SUBNET_DRIFT: Final = 102
+    INTERNAL: Final = 999
 
 
-@dataclass(frozen=True, slots=True)
-class CniError:
+class CniError(NamedTuple):
     """A CNI error object as a value.
 
-    ``code`` is an ``int`` rather than a :class:`Code` because a delegate's
-    error is passed on unchanged, and a delegate may use codes we do not know.
+    ``code`` is any ``int``: a delegate's error is passed on unchanged, and a
+    delegate may use codes we do not know.
     """
 
     code: int

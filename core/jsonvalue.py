@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Final, TypeAlias
 
 from returns.result import Failure, Result, Success
@@ -20,10 +19,13 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_INFINITY: Final = float("inf")
+
+
 def _finite_float(text: str) -> float:
     # 1e400 overflows to infinity, which encode() would write as "Infinity".
     value = float(text)
-    if math.isinf(value):
+    if value in (_INFINITY, -_INFINITY):
         raise ValueError(f"{text} is too large for a JSON number")
     return value
 
@@ -71,6 +73,19 @@ def decode_object(data: bytes, what: str) -> Result[JsonObject, CniError]:
             )
         )
     return Success(value)
+
+
+def clone(value: JsonObject) -> JsonObject:
+    """A deep copy of a decoded JSON object: copy.deepcopy's work without its import."""
+    return {key: _clone(item) for key, item in value.items()}
+
+
+def _clone(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _clone(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clone(item) for item in value]
+    return value  # str, int, float, bool and None are immutable
 
 
 def encode(value: object) -> bytes:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from core.jsonvalue import JsonObject
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """What happened in one invocation."""
 
     time: str  # UTC, ISO 8601 with milliseconds

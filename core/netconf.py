@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from returns.result import Failure, Result, Success
 
@@ -25,8 +24,7 @@ DEFAULT_IPAM_TYPE: Final = "host-local"
 VALID_ATTACHMENTS_KEY: Final = "cni.dev/valid-attachments"
 
 
-@dataclass(frozen=True, slots=True)
-class NetConf:
+class NetConf(NamedTuple):
     """A validated network configuration.
 
     The mappings are the decoded input; nothing in the core mutates them.

@@ -9,9 +9,8 @@ with the Go plugin's records, which are named after the container ID alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
-from typing import Final
+from typing import Final, NamedTuple
 
 from returns.result import Failure, Result, Success
 
@@ -28,8 +27,7 @@ NETNS_ATTRIBUTE: Final = "user.flannel-cni.netns"
 TEMP_PREFIX: Final = ".tmp-"
 
 
-@dataclass(frozen=True, slots=True)
-class RecordName:
+class RecordName(NamedTuple):
     """A file name in dataDir and the attachment it belongs to.
 
     ``ifname`` is None for a record written by the Go plugin.

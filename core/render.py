@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-
-from core.jsonvalue import JsonObject
+from core.jsonvalue import JsonObject, clone
 from core.netconf import DEFAULT_DELEGATE_TYPE, DEFAULT_IPAM_TYPE, NetConf
 from core.subnet_env import Lease
 
@@ -15,7 +13,7 @@ def render_delegate(conf: NetConf, lease: Lease) -> JsonObject:
     Total for validated inputs; deterministic; copies everything it takes from
     ``conf`` so that the caller's values are never mutated.
     """
-    rendered: JsonObject = copy.deepcopy(conf.delegate)
+    rendered: JsonObject = clone(conf.delegate)
     rendered["name"] = conf.name
     rendered.setdefault("type", DEFAULT_DELEGATE_TYPE)
     if conf.version_given:
@@ -26,13 +24,13 @@ def render_delegate(conf: NetConf, lease: Lease) -> JsonObject:
     if rendered["type"] == "bridge":
         rendered.setdefault("isGateway", True)
     if conf.runtime_config is not None:
-        rendered["runtimeConfig"] = copy.deepcopy(conf.runtime_config)
+        rendered["runtimeConfig"] = clone(conf.runtime_config)
     rendered["ipam"] = _ipam(conf, lease)
     return rendered
 
 
 def _ipam(conf: NetConf, lease: Lease) -> JsonObject:
-    ipam: JsonObject = copy.deepcopy(conf.ipam)
+    ipam: JsonObject = clone(conf.ipam)
     ipam.setdefault("type", DEFAULT_IPAM_TYPE)
     ipam["ranges"] = [
         [{"subnet": str(subnet.network)}]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from ipaddress import (
     IPv4Interface,
     IPv4Network,
@@ -12,15 +11,14 @@ from ipaddress import (
     ip_interface,
     ip_network,
 )
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 from returns.result import Failure, Result, Success
 
 from core.errors import CniError, Code
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
+class Lease(NamedTuple):
     """The subnet flanneld leased to this node, and how it wants it used."""
 
     networks4: tuple[IPv4Network, ...]

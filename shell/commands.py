@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import IO, Final
+from typing import IO, Final, NamedTuple
 
 from returns.result import Failure, Result, Success
 
@@ -39,8 +38,7 @@ TEMP_ABANDONED_AFTER_SECONDS: Final = 60.0
 Answer = Result[JsonObject | None, CniError]
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(NamedTuple):
     invocation: Invocation
     conf: NetConf
     delegates: Delegates
@@ -113,8 +111,7 @@ def _roll_back(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Replay:
+class _Replay(NamedTuple):
     file: str
     config: JsonObject
     fresh: bool  # the record was unreadable; config is a fresh rendering

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Mapping
 from typing import IO
 
@@ -13,23 +12,11 @@ from core.delegate_output import Outcome, interpret
 from core.errors import CniError, Code
 from core.jsonvalue import JsonObject, encode
 from core.names import is_valid_plugin_type
+from shell.spawn import run_process
 
 # (executable, environment, stdin) -> how it ended. Injected so tests can drive
 # the shell in-process without real binaries.
 Runner = Callable[[str, Mapping[str, str], bytes], Outcome]
-
-
-def run_process(executable: str, env: Mapping[str, str], stdin: bytes) -> Outcome:
-    """Execute a plugin the way a runtime would: stdin in, stdout and stderr out."""
-    done = subprocess.run(
-        [executable],
-        input=stdin,
-        env=dict(env),
-        capture_output=True,
-        check=False,
-        close_fds=True,
-    )
-    return Outcome(done.returncode, done.stdout, done.stderr)
 
 
 def find_plugin(plugin_type: str, path: tuple[str, ...]) -> Result[str, CniError]:

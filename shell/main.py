@@ -18,7 +18,8 @@ from core.logline import Entry, log_file_of, log_line
 from core.netconf import DEFAULT_DELEGATE_TYPE, parse_netconf
 from core.versions import LATEST, SUPPORTED_VERSIONS, version_answer
 from shell import commands, journal
-from shell.delegate import Delegates, Runner, run_process
+from shell.delegate import Delegates, Runner
+from shell.spawn import run_process
 
 COMMANDS: Final[Mapping[str, Callable[[commands.Context], commands.Answer]]] = {
     "ADD": commands.add,
@@ -157,8 +158,18 @@ def _internal_error(exc: Exception) -> CniError:
     )
 
 
+def _standard_fds() -> None:
+    """Open /dev/null on any of fds 0-2 the runtime closed, so pipes never land there."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)
+
+
 def main() -> None:
     """Console-script entry point."""
+    _standard_fds()
     try:
         stdin = sys.stdin.buffer.read() if sys.stdin is not None else b""
     except OSError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from ipaddress import IPv4Interface, ip_network
 
@@ -48,7 +47,7 @@ ENV_DUAL = ENV_V4 + (
 )
 LEASE_V4 = parse_subnet_env(ENV_V4, "subnet.env").unwrap()
 LEASE_DUAL = parse_subnet_env(ENV_DUAL, "subnet.env").unwrap()
-LEASE_MOVED = dataclasses.replace(LEASE_V4, subnet4=IPv4Interface("10.244.9.1/24"))
+LEASE_MOVED = LEASE_V4._replace(subnet4=IPv4Interface("10.244.9.1/24"))
 
 # What the Go plugin stored (bare delegate config) in its two ipam layouts.
 GO_RECORD_RANGES: JsonObject = {
@@ -370,6 +369,6 @@ def test_a_fresh_rendering_never_drifts_and_a_moved_subnet_always_does(
     record = render_delegate(parse_netconf(encode_json(value), "ADD").unwrap(), lease)
     assert check_drift(record, lease) == Success(None)
     if lease.subnet4 is not None and other.network != lease.subnet4.network:
-        result = check_drift(record, dataclasses.replace(lease, subnet4=other))
+        result = check_drift(record, lease._replace(subnet4=other))
         assert isinstance(result, Failure)
         assert result.failure().code == 102
