@@ -43,6 +43,13 @@ KUBE_FLANNEL_CONFLIST: JsonObject = {
 
 
 def flannel_executable() -> Path:
+    """The plugin under test: $FLANNEL_PLUGIN (e.g. the single-file build), else the
+    installed console script."""
+    chosen = os.environ.get("FLANNEL_PLUGIN")
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            pytest.fail(f"FLANNEL_PLUGIN={chosen} is not an executable file")
+        return Path(chosen)
     beside = Path(sys.executable).parent / "flannel"
     found = beside if beside.exists() else shutil.which("flannel")
     if found is None:

@@ -6,8 +6,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
-from typing import IO, Final
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING
 
 from returns.result import Failure, Result, Success
 
@@ -15,22 +15,15 @@ from core.environment import Invocation, parse_environment
 from core.errors import CniError, Code
 from core.jsonvalue import JsonObject, decode_object
 from core.logline import Entry, log_file_of, log_line
-from core.netconf import DEFAULT_DELEGATE_TYPE, parse_netconf
 from core.versions import LATEST, SUPPORTED_VERSIONS, version_answer
-from shell import commands, journal
-from shell.delegate import Delegates, Runner
-from shell.spawn import run_process
+from shell import journal
 
-COMMANDS: Final[Mapping[str, Callable[[commands.Context], commands.Answer]]] = {
-    "ADD": commands.add,
-    "DEL": commands.delete,
-    "CHECK": commands.check,
-    "STATUS": commands.status,
-    "GC": commands.gc,
-}
+if TYPE_CHECKING:
+    from shell.commands import Answer
+    from shell.delegate import Runner
 
 
-def _version(stdin: bytes) -> commands.Answer:
+def _version(stdin: bytes) -> Answer:
     """VERSION reads no file: stdin holds at most {"cniVersion": ...}."""
     if stdin.strip() == b"":
         return Success(version_answer(None))
@@ -53,6 +46,8 @@ def _answer_version(request: JsonObject) -> str:
 
 
 def _delegate_type(request: JsonObject) -> str:
+    from core.netconf import DEFAULT_DELEGATE_TYPE  # noqa: PLC0415 - loaded by then
+
     delegate = request.get("delegate")
     kind = delegate.get("type", DEFAULT_DELEGATE_TYPE) if isinstance(delegate, dict) else None
     return kind if isinstance(kind, str) else DEFAULT_DELEGATE_TYPE
@@ -66,7 +61,7 @@ def _now() -> str:
 def _leave_log_line(
     env: Mapping[str, str],
     request: JsonObject,
-    answer: commands.Answer,
+    answer: Answer,
     started: float,
     stderr: IO[str],
 ) -> None:
@@ -92,9 +87,7 @@ def _leave_log_line(
     stderr.flush()
 
 
-def dispatch(
-    env: Mapping[str, str], stdin: bytes, stderr: IO[str], runner: Runner
-) -> commands.Answer:
+def dispatch(env: Mapping[str, str], stdin: bytes, stderr: IO[str], runner: Runner) -> Answer:
     """Validate the invocation and run its command."""
     invocation = parse_environment(env)
     match invocation:
@@ -103,17 +96,40 @@ def dispatch(
         case Success(Invocation(command="VERSION")):
             return _version(stdin)
         case Success(Invocation() as inv):
-            return parse_netconf(stdin, inv.command).bind(
-                lambda conf: COMMANDS[inv.command](
-                    commands.Context(
-                        invocation=inv,
-                        conf=conf,
-                        delegates=Delegates(inv.path, env, stderr, runner),
-                        stderr=stderr,
-                    )
-                )
-            )
+            return _command(inv, env, stdin, stderr, runner)
     raise AssertionError("unreachable")
+
+
+def _command(
+    inv: Invocation,
+    env: Mapping[str, str],
+    stdin: bytes,
+    stderr: IO[str],
+    runner: Runner | None,
+) -> Answer:
+    # Imported here: VERSION needs none of this, and every import costs every start.
+    from core.netconf import parse_netconf  # noqa: PLC0415
+    from shell import commands  # noqa: PLC0415
+    from shell.delegate import Delegates  # noqa: PLC0415
+    from shell.spawn import run_process  # noqa: PLC0415
+
+    handlers = {
+        "ADD": commands.add,
+        "DEL": commands.delete,
+        "CHECK": commands.check,
+        "STATUS": commands.status,
+        "GC": commands.gc,
+    }
+    return parse_netconf(stdin, inv.command).bind(
+        lambda conf: handlers[inv.command](
+            commands.Context(
+                invocation=inv,
+                conf=conf,
+                delegates=Delegates(inv.path, env, stderr, runner or run_process),
+                stderr=stderr,
+            )
+        )
+    )
 
 
 def run(
@@ -121,7 +137,7 @@ def run(
     stdin: bytes,
     stdout: IO[str],
     stderr: IO[str],
-    runner: Runner = run_process,
+    runner: Runner | None = None,
 ) -> int:
     """One plugin invocation; returns the exit status. Never raises."""
     started = time.monotonic()
