@@ -1,11 +1,12 @@
 """Build dist/flannel: the plugin as one executable file for /opt/cni/bin.
 
 A zipapp holding the plugin's packages and its pure-Python dependencies
-(returns, typing_extensions), each module both as source and as bytecode
+(the modules of returns and typing_extensions it imports), each module both as
+source and as bytecode
 compiled here (unchecked-hash .pyc beside the .py, the layout zipimport reads):
 a host with the same Python minor version never compiles at start-up, any
 other Python 3.11+ falls back to the sources. The operator CLI (shell.tools)
-and the mypy/pytest/hypothesis integrations of returns are left out.
+is left out.
 
 Usage: python scripts/build_zipapp.py [--output dist/flannel] [--python /usr/bin/python3]
 """
@@ -14,17 +15,27 @@ from __future__ import annotations
 
 import argparse
 import compileall
-import importlib.util
 import py_compile
 import shutil
+import subprocess
 import sys
 import tempfile
 import zipapp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Parts of returns the plugin never imports; they would only make the file larger.
-RETURNS_EXCLUDED = ("contrib", "pointfree", "methods", "context", "py.typed")
+# Every module the plugin can import on any command path; the dependencies'
+# modules they pull in are what the file carries of them.
+PLUGIN_MODULES = (
+    "shell.main",
+    "shell.commands",
+    "shell.delegate",
+    "shell.spawn",
+    "shell.store",
+    "shell.lease",
+    "core.netconf",
+)
+DEPENDENCIES = ("returns", "typing_extensions")
 MAIN = """\
 import sys
 
@@ -41,12 +52,30 @@ main()
 """
 
 
-def _module_path(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None:
-        sys.exit(f"build: {name} is not installed in {sys.executable}")
-    origin = Path(spec.origin)
-    return origin.parent if origin.name == "__init__.py" else origin
+def _dependency_files() -> list[tuple[Path, Path]]:
+    """(installed file, path inside the archive) of every dependency module the
+    plugin imports, found by importing the plugin in a clean interpreter."""
+    probe = (
+        "import importlib, sys\n"
+        f"for name in {PLUGIN_MODULES!r}: importlib.import_module(name)\n"
+        "for name, module in sorted(sys.modules.items()):\n"
+        f"    if name.split('.')[0] in {DEPENDENCIES!r}:\n"
+        "        print(name, module.__file__)\n"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    files = []
+    for line in listed.splitlines():
+        name, file = line.split(" ", 1)
+        parts = name.split(".")
+        inside = (
+            Path(*parts, "__init__.py")
+            if file.endswith("__init__.py")
+            else Path(*parts[:-1], f"{parts[-1]}.py")
+        )
+        files.append((Path(file), inside))
+    return files
 
 
 def _copy_tree(source: Path, target: Path, excluded: tuple[str, ...] = ()) -> None:
@@ -69,8 +98,9 @@ def build(output: Path, interpreter: str) -> Path:
         stage.mkdir()
         _copy_tree(ROOT / "core", stage / "core")
         _copy_tree(ROOT / "shell", stage / "shell", excluded=("tools",))
-        _copy_tree(_module_path("returns"), stage / "returns", excluded=RETURNS_EXCLUDED)
-        shutil.copy2(_module_path("typing_extensions"), stage / "typing_extensions.py")
+        for installed, inside in _dependency_files():
+            (stage / inside).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(installed, stage / inside)
         (stage / "__main__.py").write_text(MAIN)
         compiled = compileall.compile_dir(
             stage,
@@ -83,7 +113,9 @@ def build(output: Path, interpreter: str) -> Path:
         (stage / "__main__.pyc").unlink()  # the entry point always runs from source
         output.parent.mkdir(parents=True, exist_ok=True)
         temporary = output.with_name(f".{output.name}.tmp")
-        zipapp.create_archive(stage, temporary, interpreter=interpreter, compressed=False)
+        # Compressed: the file must fit a ConfigMap (1 MiB) for the Kubernetes install;
+        # inflating the few modules a start reads costs microseconds.
+        zipapp.create_archive(stage, temporary, interpreter=interpreter, compressed=True)
         temporary.chmod(0o755)
         temporary.replace(output)
     return output

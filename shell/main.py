@@ -87,7 +87,9 @@ def _leave_log_line(
     stderr.flush()
 
 
-def dispatch(env: Mapping[str, str], stdin: bytes, stderr: IO[str], runner: Runner) -> Answer:
+def dispatch(
+    env: Mapping[str, str], stdin: bytes, stderr: IO[str], runner: Runner | None
+) -> Answer:
     """Validate the invocation and run its command."""
     invocation = parse_environment(env)
     match invocation:

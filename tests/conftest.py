@@ -319,3 +319,57 @@ def run_executable() -> RunPlugin:
         )
 
     return call
+
+
+# -- the operator's tool, flannel-cni -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """How one run of ``flannel-cni`` ended."""
+
+    status: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+
+RunTool = Callable[..., ToolRun]
+
+
+@pytest.fixture
+def run_tool() -> RunTool:
+    """``run_tool(*args, env=None)``: the installed ``flannel-cni``; never a traceback.
+
+    The environment is the test's own without CNI_PATH, plus ``env``; a
+    missing executable fails the test, never skips it.
+    """
+    beside = Path(sys.executable).parent / "flannel-cni"
+    executable = str(beside) if os.access(beside, os.X_OK) else shutil.which("flannel-cni")
+    if executable is None:
+        pytest.fail("the flannel-cni executable is not installed (pip install -e .)")
+
+    def call(*args: str, env: Mapping[str, str] | None = None) -> ToolRun:
+        base = {k: v for k, v in os.environ.items() if k != "CNI_PATH"}
+        done = subprocess.run(
+            [executable, *args],
+            env={**base, **(env or {})},
+            capture_output=True,
+            check=False,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        run = ToolRun(
+            done.returncode,
+            done.stdout.decode("utf-8", "replace"),
+            done.stderr.decode("utf-8", "replace"),
+        )
+        assert "Traceback" not in run.stdout + run.stderr, run.stderr
+        return run
+
+    return call
