@@ -11,27 +11,54 @@ from core.errors import CniError, Code
 from core.jsonvalue import JsonObject, decode_object
 
 STDERR_TAIL_BYTES: Final = 2048
+# What the plugin reads of one delegate execution. A result or an error object
+# is a few kilobytes; a delegate printing more than this on stdout is broken,
+# and is stopped rather than let fill the plugin's memory. Of stderr, which is
+# free-form logging passed on to the runtime, only the last part is kept.
+MAX_STDOUT_BYTES: Final = 16 << 20
+STDERR_KEPT_BYTES: Final = 64 << 10
 
 
 class Outcome(NamedTuple):
-    """How one execution of a delegate ended."""
+    """How one execution of a delegate ended.
+
+    ``stdout_overflow``: the delegate printed more than MAX_STDOUT_BYTES on
+    stdout and was killed for it (``stdout`` is then what was read, or less).
+    ``stderr_dropped``: how many bytes from the start of its stderr were
+    dropped to keep the last STDERR_KEPT_BYTES.
+    """
 
     returncode: int
     stdout: bytes
     stderr: bytes
+    stdout_overflow: bool = False
+    stderr_dropped: int = 0
 
 
-def interpret(delegate: str, command: str, outcome: Outcome) -> Result[JsonObject | None, CniError]:
+def interpret(
+    delegate: str, command: str, outcome: Outcome, expected_version: str | None = None
+) -> Result[JsonObject | None, CniError]:
     """The delegate's result (ADD, VERSION), None (other commands), or its error.
 
     A delegate's error object becomes ours with code, msg and details unchanged;
-    anything else it prints on failure is error 101 quoting its stderr.
+    anything else it prints on failure is error 101 quoting its stderr. So is
+    a delegate that printed more than MAX_STDOUT_BYTES, and, when
+    ``expected_version`` is given, an ADD result of another cniVersion: the
+    runtime reads our result in its configuration's version, and a result of
+    another layout would be misread (0.2.0's ``ip4`` read as 1.0.0 has no
+    address at all). A result without cniVersion is read in the configuration's
+    version by libcni, so it passes.
     """
+    if outcome.stdout_overflow:
+        how = f"printed more than {_size(MAX_STDOUT_BYTES)} on stdout and was stopped"
+        return Failure(_bad_output(delegate, command, how, outcome.stderr))
     if outcome.returncode == 0:
         if command not in ("ADD", "VERSION"):
             return Success(None)
-        return decode_object(outcome.stdout, f"{delegate}'s {command} result").alt(
-            lambda error: _bad_output(delegate, command, error.msg, outcome.stderr)
+        return (
+            decode_object(outcome.stdout, f"{delegate}'s {command} result")
+            .alt(lambda error: _bad_output(delegate, command, error.msg, outcome.stderr))
+            .bind(lambda result: _of_version(delegate, command, result, expected_version))
         )
     error = _error_object(outcome.stdout)
     if error is not None:
@@ -41,6 +68,34 @@ def interpret(delegate: str, command: str, outcome: Outcome) -> Result[JsonObjec
     else:
         how = f"exited with status {outcome.returncode} without a CNI error object"
     return Failure(_bad_output(delegate, command, how, outcome.stderr))
+
+
+def _of_version(
+    delegate: str, command: str, result: JsonObject, expected: str | None
+) -> Result[JsonObject | None, CniError]:
+    if expected is None or command != "ADD":
+        return Success(result)
+    version = result.get("cniVersion", "")
+    if version in ("", expected):
+        return Success(result)
+    return Failure(
+        CniError(
+            Code.DELEGATE_BAD_OUTPUT,
+            f"delegate {delegate!r} {command}: printed a result of cniVersion"
+            f" {_quoted(version)} for a configuration of cniVersion {expected!r}",
+            "a runtime would misread a result of another version;"
+            " the delegate must answer in its configuration's cniVersion",
+        )
+    )
+
+
+def _quoted(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _size(count: int) -> str:
+    return f"{count >> 20} MiB" if count % (1 << 20) == 0 else f"{count} bytes"
 
 
 def _error_object(stdout: bytes) -> CniError | None:

@@ -12,7 +12,11 @@ from core.delegate_output import Outcome, interpret
 from core.errors import CniError, Code
 from core.jsonvalue import JsonObject, encode
 from core.names import is_valid_plugin_type
+from core.versions import IMPLICIT_VERSION
 from shell.spawn import run_process
+
+# Where the kernel lists extra executable formats (qemu-user, wine, ...).
+BINFMT_MISC = "/proc/sys/fs/binfmt_misc"
 
 # (executable, environment, stdin) -> how it ended. Injected so tests can drive
 # the shell in-process without real binaries.
@@ -32,10 +36,11 @@ def find_plugin(plugin_type: str, path: tuple[str, ...]) -> Result[str, CniError
     for directory in path:
         candidate = os.path.join(directory, plugin_type)
         if os.path.isfile(candidate):
-            if os.access(candidate, os.X_OK):
+            problem = _exec_problem(candidate)
+            if problem is None:
                 return Success(candidate)
-            not_executable.append(candidate)
-    hint = f" ({', '.join(not_executable)} is not executable)" if not_executable else ""
+            not_executable.append(f"{candidate} {problem}")
+    hint = f" ({'; '.join(not_executable)})" if not_executable else ""
     return Failure(
         CniError(
             Code.DELEGATE_NOT_FOUND,
@@ -43,6 +48,41 @@ def find_plugin(plugin_type: str, path: tuple[str, ...]) -> Result[str, CniError
             " install it there (Debian: containernetworking-plugins)",
         )
     )
+
+
+def _exec_problem(candidate: str) -> str | None:
+    """Why the kernel would not execute ``candidate``, or None when it would.
+
+    Checked before anything is stored, so that ADD fails cleanly. It matters
+    beyond the error message: setpriv execs with execvp, which runs a file
+    the kernel refuses (ENOEXEC) with /bin/sh, so a data file with an
+    execute bit would be interpreted as a shell script.
+    """
+    if not os.access(candidate, os.X_OK):
+        return "is not executable"
+    try:
+        with open(candidate, "rb") as file:
+            head = file.read(256)
+    except OSError:
+        return None  # unreadable but executable (mode 0111): let exec decide
+    if head.startswith(b"\x7fELF"):
+        return None
+    if head.startswith(b"#!"):
+        words = head[2:].split(b"\n", 1)[0].split()
+        interpreter = os.fsdecode(words[0]) if words else ""
+        if interpreter and os.path.isfile(interpreter) and os.access(interpreter, os.X_OK):
+            return None
+        return f"names the interpreter {interpreter!r}, which is not an executable file"
+    if _binfmt_misc_formats():
+        return None  # a format the kernel was taught may be this one
+    return "is neither an ELF program nor a #! script"
+
+
+def _binfmt_misc_formats() -> bool:
+    try:
+        return any(name not in ("register", "status") for name in os.listdir(BINFMT_MISC))
+    except OSError:
+        return False
 
 
 class Delegates:
@@ -93,7 +133,16 @@ class Delegates:
                     f"cannot execute delegate {executable}: {exc.strerror or exc}",
                 )
             )
+        if outcome.stderr_dropped:
+            self._stderr.write(
+                f"flannel: delegate {plugin_type!r} {command} wrote more on stderr than is"
+                f" kept; its first {outcome.stderr_dropped} bytes are dropped\n"
+            )
         if outcome.stderr:
             self._stderr.write(outcome.stderr.decode("utf-8", "replace"))
-            self._stderr.flush()
-        return interpret(plugin_type, command, outcome)
+        self._stderr.flush()
+        # The runtime reads our ADD result in its configuration's version.
+        expected = config.get("cniVersion", IMPLICIT_VERSION) if command == "ADD" else None
+        return interpret(
+            plugin_type, command, outcome, expected if isinstance(expected, str) else None
+        )

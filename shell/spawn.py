@@ -5,23 +5,40 @@ every plugin start about 3.5 ms, a tenth of the interpreter's own start; this
 is the part of it the plugin needs. The delegate is started through
 ``setpriv --pdeathsig KILL`` when util-linux provides it, so a runtime that
 kills the plugin on a timeout does not leave the delegate working on alone.
+
+What is read is bounded (core.delegate_output): a delegate printing more than
+MAX_STDOUT_BYTES on stdout is killed, and of its stderr only the last
+STDERR_KEPT_BYTES are kept. Both pipes are drained all along, so a delegate
+never blocks on a full pipe. The delegate's exit is watched through a pidfd:
+once it has exited, what it wrote is read and the exchange ends, even when a
+process it started still holds the pipes open (a wrapper script killed while
+its child sleeps on, a daemon that kept its parent's stdout).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import select
 from collections.abc import Mapping
 from typing import Final
 
-from core.delegate_output import Outcome
+from core.delegate_output import MAX_STDOUT_BYTES, STDERR_KEPT_BYTES, Outcome
 
 SETPRIV: Final = "/usr/bin/setpriv"
-# Linux signal numbers; importing signal.py (enums) for two constants costs ~0.5 ms.
+# Linux signal numbers; importing signal.py (enums) for three constants costs ~0.5 ms.
 # Python ignores SIGPIPE and SIGXFSZ for itself; the delegate must get the defaults.
+_SIGKILL: Final = 9
 _SIGPIPE: Final = 13
 _SIGXFSZ: Final = 25
 _CHUNK: Final = 65536
+# A pipe holds at most /proc/sys/fs/pipe-max-size (1 MiB by default): reading
+# this much after the delegate exited has everything it wrote.
+_DRAIN_BYTES: Final = (1 << 20) + _CHUNK
+# setpriv's exit statuses when it cannot execute the delegate (util-linux's
+# EX_EXEC_FAILED and EX_EXEC_ENOENT), with a message starting "setpriv: ".
+_SETPRIV_EXEC_FAILED: Final = {126: errno.EACCES, 127: errno.ENOENT}
 
 
 def _argv(executable: str) -> list[str]:
@@ -36,8 +53,8 @@ def run_process(executable: str, env: Mapping[str, str], stdin: bytes) -> Outcom
     in_r, in_w = os.pipe2(os.O_CLOEXEC)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    argv = _argv(executable)
     try:
-        argv = _argv(executable)
         pid = os.posix_spawn(
             argv[0],
             argv,
@@ -55,44 +72,144 @@ def run_process(executable: str, env: Mapping[str, str], stdin: bytes) -> Outcom
         raise
     for fd in (in_r, out_w, err_w):
         os.close(fd)
-    stdout, stderr = _exchange(in_w, out_r, err_r, stdin)
+    exchange = _Exchange(pid, in_w, out_r, err_r, stdin)
+    try:
+        exchange.run()
+    finally:
+        exchange.close()
     _, status = os.waitpid(pid, 0)
-    return Outcome(os.waitstatus_to_exitcode(status), stdout, stderr)
+    returncode = os.waitstatus_to_exitcode(status)
+    stdout, stderr = b"".join(exchange.stdout), bytes(exchange.stderr)
+    if argv[0] == SETPRIV:
+        _raise_if_not_executed(executable, returncode, stdout, stderr)
+    return Outcome(returncode, stdout, stderr, exchange.overflow, exchange.dropped)
 
 
-def _exchange(in_w: int, out_r: int, err_r: int, stdin: bytes) -> tuple[bytes, bytes]:
-    """Feed stdin and drain stdout and stderr together, so no pipe fills and blocks."""
-    os.set_blocking(in_w, False)
-    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
-    poller = select.poll()
-    readable = select.POLLIN | select.POLLHUP | select.POLLERR
-    poller.register(out_r, readable)
-    poller.register(err_r, readable)
-    pending = memoryview(stdin)
-    if pending:
-        poller.register(in_w, select.POLLOUT)
-    else:
-        os.close(in_w)
-    open_fds = {out_r, err_r} | ({in_w} if pending else set())
-    while open_fds:
-        for fd, _ in poller.poll():
-            if fd == in_w:
-                try:
-                    pending = pending[os.write(in_w, pending[:_CHUNK]) :]
-                except BlockingIOError:
-                    continue
-                except BrokenPipeError:  # the delegate stopped reading: its business
-                    pending = pending[:0]
-                if not pending:
-                    poller.unregister(in_w)
-                    os.close(in_w)
-                    open_fds.discard(in_w)
-                continue
+def _raise_if_not_executed(executable: str, returncode: int, stdout: bytes, stderr: bytes) -> None:
+    """setpriv could not execute the delegate: as OSError, as posix_spawn would say it."""
+    if returncode not in _SETPRIV_EXEC_FAILED or stdout or not stderr.startswith(b"setpriv: "):
+        return
+    line = stderr.decode("utf-8", "replace").strip().splitlines()[0]
+    reason = line.removeprefix("setpriv: ").removeprefix(f"failed to execute {executable}: ")
+    raise OSError(_SETPRIV_EXEC_FAILED[returncode], reason, executable)
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that polls readable once ``pid`` exited; None where Linux has none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # before Linux 5.3, or forbidden by a sandbox
+        return None
+
+
+class _Exchange:
+    """Feeds stdin and drains stdout and stderr together, so no pipe fills and blocks."""
+
+    def __init__(self, pid: int, in_w: int, out_r: int, err_r: int, stdin: bytes) -> None:
+        self.pid = pid
+        self.in_w, self.out_r, self.err_r = in_w, out_r, err_r
+        self.stdout: list[bytes] = []
+        self.stdout_size = 0
+        self.overflow = False
+        self.stderr = bytearray()
+        self.dropped = 0
+        self.pending = memoryview(stdin)
+        self.pidfd = _pidfd(pid)
+        self.poller = select.poll()
+        self.open_fds = {out_r, err_r, in_w}
+        for fd in (out_r, err_r, in_w):
+            os.set_blocking(fd, False)
+
+    def run(self) -> None:
+        readable = select.POLLIN | select.POLLHUP | select.POLLERR
+        self.poller.register(self.out_r, readable)
+        self.poller.register(self.err_r, readable)
+        if self.pending:
+            self.poller.register(self.in_w, select.POLLOUT)
+        else:
+            self._close(self.in_w)
+        if self.pidfd is not None:
+            self.poller.register(self.pidfd, select.POLLIN)
+        while self.open_fds & {self.out_r, self.err_r}:
+            exited = False
+            for fd, _ in self.poller.poll():
+                if fd == self.pidfd:
+                    exited = True
+                elif fd == self.in_w:
+                    self._write()
+                elif fd in self.open_fds:
+                    self._read(fd)
+            if exited:
+                self._drain()
+                break
+        excess = len(self.stderr) - STDERR_KEPT_BYTES
+        if excess > 0:
+            del self.stderr[:excess]
+            self.dropped += excess
+
+    def close(self) -> None:
+        for fd in list(self.open_fds):
+            self._close(fd)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+    def _close(self, fd: int) -> None:
+        if fd in self.open_fds:
+            self.open_fds.discard(fd)
+            with contextlib.suppress(KeyError):  # stdin is registered only with data
+                self.poller.unregister(fd)
+            os.close(fd)
+
+    def _write(self) -> None:
+        try:
+            self.pending = self.pending[os.write(self.in_w, self.pending[:_CHUNK]) :]
+        except BlockingIOError:
+            return
+        except BrokenPipeError:  # the delegate stopped reading: its business
+            self.pending = self.pending[:0]
+        if not self.pending:
+            self._close(self.in_w)
+
+    def _read(self, fd: int) -> int:
+        """Read what is there; the number of bytes read, -1 at end of file."""
+        try:
             data = os.read(fd, _CHUNK)
-            if data:
-                chunks[fd].append(data)
-            else:
-                poller.unregister(fd)
-                os.close(fd)
-                open_fds.discard(fd)
-    return b"".join(chunks[out_r]), b"".join(chunks[err_r])
+        except BlockingIOError:
+            return 0
+        if not data:
+            self._close(fd)
+            return -1
+        if fd == self.out_r:
+            self._keep_stdout(data)
+        else:
+            self._keep_stderr(data)
+        return len(data)
+
+    def _keep_stdout(self, data: bytes) -> None:
+        if self.overflow:
+            return  # killed already; drained so that nothing blocks
+        self.stdout_size += len(data)
+        if self.stdout_size <= MAX_STDOUT_BYTES:
+            self.stdout.append(data)
+            return
+        self.overflow = True
+        self.stdout = []
+        os.kill(self.pid, _SIGKILL)  # not reaped yet: the pid is still the delegate's
+
+    def _keep_stderr(self, data: bytes) -> None:
+        self.stderr += data
+        excess = len(self.stderr) - STDERR_KEPT_BYTES
+        if excess > STDERR_KEPT_BYTES:  # trim in large steps, not on every read
+            del self.stderr[:excess]
+            self.dropped += excess
+
+    def _drain(self) -> None:
+        """After the delegate exited: read what it left in the pipes, no more."""
+        for fd in (self.out_r, self.err_r):
+            budget = _DRAIN_BYTES
+            while fd in self.open_fds and budget > 0:
+                count = self._read(fd)
+                if count <= 0:
+                    break
+                budget -= count

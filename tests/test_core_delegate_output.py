@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from returns.result import Failure, Success
 
-from core.delegate_output import Outcome, interpret, supported_versions, supports
+from core.delegate_output import (
+    MAX_STDOUT_BYTES,
+    Outcome,
+    interpret,
+    supported_versions,
+    supports,
+)
 from tests.strategies import COMMANDS, SPEC_VERSIONS, JsonObject, json_objects, json_scalars
 
 ADD_RESULT: JsonObject = {
@@ -290,3 +296,74 @@ def test_supports_means_listed_in_supported_versions(
     listed = (answer or {}).get("supportedVersions")
     expected = isinstance(listed, list) and version in listed
     assert supports(answer, version) is expected
+
+
+# ---------------------------------------------------------------- bounds and versions
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("returncode", [0, 1, -9])
+def test_a_delegate_stopped_for_printing_too_much_is_101_whatever_it_printed(
+    command: str, returncode: int
+) -> None:
+    outcome = Outcome(returncode, json.dumps(ADD_RESULT).encode(), b"flood\n", stdout_overflow=True)
+    result = interpret("bridge", command, outcome, "1.1.0")
+    assert isinstance(result, Failure)
+    error = result.failure()
+    assert error.code == 101
+    assert "'bridge'" in error.msg
+    assert f"printed more than {MAX_STDOUT_BYTES >> 20} MiB on stdout" in error.msg
+    assert "flood" in error.details
+
+
+@pytest.mark.parametrize(
+    ("expected", "printed"),
+    [("1.0.0", "0.4.0"), ("0.3.1", "1.1.0"), ("0.1.0", "1.0.0"), ("1.1.0", 1.1), ("0.4.0", None)],
+)
+def test_an_add_result_of_another_version_is_101_naming_delegate_and_both_versions(
+    expected: str, printed: object
+) -> None:
+    stdout = json.dumps({**ADD_RESULT, "cniVersion": printed}).encode()
+    result = interpret("macvlan", "ADD", outcome(0, stdout), expected)
+    assert isinstance(result, Failure)
+    error = result.failure()
+    assert error.code == 101
+    assert "'macvlan'" in error.msg
+    assert repr(printed) in error.msg
+    assert repr(expected) in error.msg
+
+
+def test_a_huge_version_string_is_quoted_short() -> None:
+    stdout = json.dumps({"cniVersion": "9" * 100_000}).encode()
+    result = interpret("bridge", "ADD", outcome(0, stdout), "1.0.0")
+    assert isinstance(result, Failure)
+    assert len(result.failure().msg) < 200
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(SPEC_VERSIONS), st.sampled_from(SPEC_VERSIONS), st.sampled_from(COMMANDS))
+def test_only_an_add_result_is_held_to_the_expected_version(
+    expected: str, printed: str, command: str
+) -> None:
+    answer = {**ADD_RESULT, "cniVersion": printed}
+    result = interpret("bridge", command, outcome(0, json.dumps(answer)), expected)
+    if command == "ADD" and printed != expected:
+        assert isinstance(result, Failure)
+        assert result.failure().code == 101
+    elif command in ("ADD", "VERSION"):
+        assert result == Success(answer)
+    else:
+        assert result == Success(None)
+
+
+@pytest.mark.parametrize("answer", [{"ips": []}, {"cniVersion": "", "ips": []}])
+def test_an_add_result_without_a_version_is_read_in_the_configurations(
+    answer: JsonObject,
+) -> None:
+    # libcni fills a missing or empty result cniVersion in with the configuration's.
+    assert interpret("bridge", "ADD", outcome(0, json.dumps(answer)), "1.0.0") == Success(answer)
+
+
+def test_without_an_expected_version_any_result_is_the_result() -> None:
+    answer = {**ADD_RESULT, "cniVersion": "0.2.0"}
+    assert interpret("bridge", "ADD", outcome(0, json.dumps(answer))) == Success(answer)
