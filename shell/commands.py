@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from functools import partial
 from typing import IO, Final, NamedTuple
 
 from returns.result import Failure, Result, Success
@@ -45,8 +47,11 @@ class Context(NamedTuple):
     stderr: IO[str]
 
     def log(self, message: str) -> None:
-        self.stderr.write(f"flannel: {message}\n")
-        self.stderr.flush()
+        """A line for the runtime's log. A broken stderr (EIO, a closed pipe) never
+        changes the answer: the line is lost, the command goes on."""
+        with contextlib.suppress(OSError, ValueError):
+            self.stderr.write(f"flannel: {message}\n")
+            self.stderr.flush()
 
 
 def _rendered(ctx: Context) -> Result[JsonObject, CniError]:
@@ -103,7 +108,9 @@ def _roll_back(
     undone = ctx.delegates.call(config, "DEL")
     # A delegate that refused the config's version did nothing to undo.
     if isinstance(undone, Success) or error.code == Code.INCOMPATIBLE_VERSION:
-        store.remove(name)
+        removed = store.remove(name)
+        if isinstance(removed, Failure):
+            ctx.log(f"{removed.failure().msg}; the runtime's DEL will remove it")
         return
     ctx.log(
         f"ADD failed and so did the delegate's DEL ({undone.failure().msg});"
@@ -132,13 +139,20 @@ def _find_record(ctx: Context, store: StateDir) -> tuple[str, Result[JsonObject,
             case Success(None):
                 continue
             case Success(bytes() as data):
-                record = decode_record(data, file)
+                record = decode_record(data, file).alt(partial(_naming, store, file))
                 if file == legacy and not _same_network(ctx, record):
                     continue
                 return file, record
             case Failure(error):
                 return file, Failure(error)
     return None
+
+
+def _naming(store: StateDir, file: str, error: CniError) -> CniError:
+    """A record's decoding error names the record, so that an operator can find it."""
+    if file in error.msg:
+        return error
+    return CniError(error.code, f"{error.msg} ({store.path}/{file})", error.details)
 
 
 def _same_network(ctx: Context, record: Result[JsonObject, CniError]) -> bool:
