@@ -165,11 +165,11 @@ def test_gc_releases_an_attachment_only_the_plugin_knows(node: Node) -> None:
     assert node.reservations() == sorted(str(a.ip) for a in live_addresses)
     assert str(lost_address.ip) not in node.reservations()
     assert ("flannel", "GC") in node.runtime.calls
-    # GC runs the delegate's DEL without a namespace: the lost pod's link is the
-    # runtime's to remove with the namespace (as kubelet's sandbox cleanup does).
-    assert lost_pod.global_addresses("eth0") == [lost_address]
-    lost_pod.remove()
+    # The lost pod's namespace still exists: GC hands it to the delegate's DEL
+    # (from the record's netns attribute), which removes its interface too.
+    assert lost_pod.global_addresses("eth0") == []
     assert wait_until(lambda: len(node.veths()) == 2), f"veths: {node.veths()}"
+    lost_pod.remove()
 
     for pod, attachment, address in zip(live_pods, live, live_addresses, strict=True):
         assert pod.global_addresses("eth0") == [address]

@@ -108,7 +108,12 @@ def _error_object(stdout: bytes) -> CniError | None:
         return None
     if details is None:
         details = ""
-    return CniError(code, msg, details if isinstance(details, str) else json.dumps(details))
+    text = details if isinstance(details, str) else json.dumps(details)
+    if code == 0:
+        # Not an error code (bridge 1.1.1 says 0 when its IPAM cannot be executed):
+        # a runtime could take it for success, so it becomes ours, words kept.
+        return CniError(Code.DELEGATE_BAD_OUTPUT, f"{msg} (the delegate said error code 0)", text)
+    return CniError(code, msg, text)
 
 
 def _bad_output(delegate: str, command: str, how: str, stderr: bytes) -> CniError:

@@ -51,7 +51,9 @@ def parse_environment(env: Mapping[str, str]) -> Result[Invocation, CniError]:
         why = ifname_problem(ifname)
         if why is not None:
             problems.append(f"CNI_IFNAME {ifname!r} {why}")
-    args = _parse_args(args_text)
+    # CNI_ARGS belongs to an attachment: commands without one ignore it.
+    attached = "CNI_CONTAINERID" in REQUIRED[command]
+    args = _parse_args(args_text) if attached else ()
     if args is None:
         problems.append(f"CNI_ARGS {args_text!r} is not a list of KEY=VALUE pairs separated by ';'")
     if problems:

@@ -163,10 +163,6 @@ def test_every_write_of_the_plugin_is_survived(rig: Rig, found: dict[str, Profil
             assert case.outcome.startswith("error "), "the delegate got no configuration"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shell/main.py writes the answer outside its try: EIO on stdout is a traceback",
-)
 def test_unwritable_answer_gives_no_traceback(rig: Rig, found: dict[str, Profile]) -> None:
     stdout = found["ADD"].indices("write", lambda call: call.line.startswith("write(1<"))
     assert len(stdout) == 1

@@ -63,15 +63,6 @@ def test_gc_removes_exactly_the_stale_attachments(
     assert outcome.ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "defect: GC releases a stale attachment with CNI_NETNS='' although its record"
-        " keeps the netns path, so bridge releases only the address: the pod's"
-        " masquerade chain (CNI-<hash> and its POSTROUTING jump) stays in the node"
-        " for good, and its veth until the namespace goes"
-    ),
-)
 def test_gc_of_a_forgotten_pod_leaves_no_masquerade_chain(tmp_path: Path) -> None:
     """A pod the runtime forgot (its cache entry lost) while its namespace still exists.
 

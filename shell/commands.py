@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from functools import partial
 from typing import IO, Final, NamedTuple
@@ -30,12 +31,14 @@ from core.render import render_delegate
 from core.versions import LATEST
 from shell.delegate import Delegates
 from shell.lease import read_lease
-from shell.store import StateDir
+from shell.store import MAX_RECORD_BYTES, StateDir
 
 # A Go-plugin record does not say which interface it was for; Kubernetes uses eth0.
 LEGACY_IFNAME: Final = "eth0"
 # A record is written and renamed in milliseconds; a temporary file this old is abandoned.
 TEMP_ABANDONED_AFTER_SECONDS: Final = 60.0
+# Where `ip netns` (and runtimes using it) name namespaces.
+NAMED_NETNS_DIRS: Final = ("/run/netns/", "/var/run/netns/")
 
 Answer = Result[JsonObject | None, CniError]
 
@@ -92,14 +95,32 @@ def add(ctx: Context) -> Answer:
 def _add_stored(ctx: Context, store: StateDir, rendered: JsonObject) -> Answer:
     name = record_name(ctx.invocation.container_id, ctx.invocation.ifname)
     netns = {NETNS_ATTRIBUTE: ctx.invocation.netns}
-    written = store.write(name, encode(rendered), netns)
+    encoded = encode(rendered)
+    if len(encoded) > MAX_RECORD_BYTES:  # DEL could not read it back
+        return Failure(
+            CniError(
+                Code.INVALID_NETWORK_CONFIG,
+                f"the delegate configuration is {len(encoded)} bytes; a state record holds"
+                f" at most {MAX_RECORD_BYTES}: shrink delegate, ipam or runtimeConfig",
+            )
+        )
+    written = store.write(name, encoded, netns)
     if isinstance(written, Failure):
         return written
     config = with_prev_result(rendered, ctx.conf.prev_result)
     result = ctx.delegates.call(config, "ADD")
     if isinstance(result, Failure):
-        _roll_back(ctx, store, name, config, result.failure())
+        if ctx.delegates.last_started:
+            _roll_back(ctx, store, name, config, result.failure())
+        else:  # the delegate never ran: nothing to undo but the record
+            _remove_after_failed_add(ctx, store, name)
     return result
+
+
+def _remove_after_failed_add(ctx: Context, store: StateDir, name: str) -> None:
+    removed = store.remove(name)
+    if isinstance(removed, Failure):
+        ctx.log(f"{removed.failure().msg}; the runtime's DEL will remove it")
 
 
 def _roll_back(
@@ -108,9 +129,7 @@ def _roll_back(
     undone = ctx.delegates.call(config, "DEL")
     # A delegate that refused the config's version did nothing to undo.
     if isinstance(undone, Success) or error.code == Code.INCOMPATIBLE_VERSION:
-        removed = store.remove(name)
-        if isinstance(removed, Failure):
-            ctx.log(f"{removed.failure().msg}; the runtime's DEL will remove it")
+        _remove_after_failed_add(ctx, store, name)
         return
     ctx.log(
         f"ADD failed and so did the delegate's DEL ({undone.failure().msg});"
@@ -340,15 +359,17 @@ def _gc_one(ctx: Context, store: StateDir, file: str) -> Answer:
     if name is None or not is_stale(name, ctx.conf.valid_attachments):
         return Success(None)
     record = store.read(file).bind(lambda data: decode_record(data or b"", file))
-    if isinstance(record, Success) and not _same_network(ctx, record):
-        return Success(None)  # another network sharing dataDir: its own GC decides
-    # An unreadable record cannot say its network. Releasing it with this
+    if not _same_network(ctx, record) and (isinstance(record, Success) or name.ifname is None):
+        # Another network's record (sharing dataDir): its own GC decides. A file
+        # named like a bare container ID is a (Go) record only when it says so.
+        return Success(None)
+    # An unreadable record of ours cannot say its network. Releasing it with this
     # network's rendering frees only what this network holds for an attachment
     # it no longer has, so it is safe either way.
     overrides = {
         "CNI_CONTAINERID": name.container_id,
         "CNI_IFNAME": name.ifname or LEGACY_IFNAME,
-        "CNI_NETNS": "",
+        "CNI_NETNS": _live_named_netns(store.attribute(file, NETNS_ATTRIBUTE)),
         "CNI_ARGS": "",
     }
     return (
@@ -356,6 +377,19 @@ def _gc_one(ctx: Context, store: StateDir, file: str) -> Answer:
         .bind(lambda replay: _delete_replayed(ctx, store, replay, overrides))
         .alt(lambda e: CniError(e.code, f"{file}: {e.msg}", e.details))
     )
+
+
+def _live_named_netns(path: str | None) -> str:
+    """The stale attachment's namespace, when it is a named one that still exists.
+
+    With it the delegate's DEL removes the interface and its rules (the bridge
+    drops its masquerade chain only when it finds the link); without, it only
+    releases the address. A /proc/<pid>/ns/net path is never reused: the PID may
+    belong to another process by now.
+    """
+    if path is None or not path.startswith(NAMED_NETNS_DIRS) or "/../" in path:
+        return ""
+    return path if os.path.exists(path) else ""
 
 
 def _gc_temp(store: StateDir, file: str) -> Answer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from typing import IO
@@ -13,7 +14,7 @@ from core.errors import CniError, Code
 from core.jsonvalue import JsonObject, encode
 from core.names import is_valid_plugin_type
 from core.versions import IMPLICIT_VERSION
-from shell.spawn import run_process
+from shell.spawn import DelegateIOError, run_process
 
 # Where the kernel lists extra executable formats (qemu-user, wine, ...).
 BINFMT_MISC = "/proc/sys/fs/binfmt_misc"
@@ -99,6 +100,9 @@ class Delegates:
         self._env = env
         self._stderr = stderr
         self._runner = runner
+        # Whether the last call got as far as starting the delegate: an ADD that
+        # never started needs no rollback (and its DEL could not start either).
+        self.last_started = False
 
     def find(self, plugin_type: str) -> Result[str, CniError]:
         return find_plugin(plugin_type, self._path)
@@ -111,6 +115,7 @@ class Delegates:
     ) -> Result[JsonObject | None, CniError]:
         """Execute ``config['type']`` for ``command`` with ``config`` on stdin."""
         plugin_type = str(config.get("type", ""))
+        self.last_started = False
         return self.find(plugin_type).bind(
             lambda executable: self._execute(executable, plugin_type, config, command, overrides)
         )
@@ -126,6 +131,15 @@ class Delegates:
         env = {**self._env, **(overrides or {}), "CNI_COMMAND": command}
         try:
             outcome = self._runner(executable, env, encode(config))
+        except DelegateIOError as exc:
+            self.last_started = True
+            return Failure(
+                CniError(
+                    Code.IO_FAILURE,
+                    f"delegate {plugin_type!r} {command}: talking to it failed:"
+                    f" {exc.strerror or exc}; it was stopped",
+                )
+            )
         except OSError as exc:
             return Failure(
                 CniError(
@@ -133,14 +147,17 @@ class Delegates:
                     f"cannot execute delegate {executable}: {exc.strerror or exc}",
                 )
             )
-        if outcome.stderr_dropped:
-            self._stderr.write(
-                f"flannel: delegate {plugin_type!r} {command} wrote more on stderr than is"
-                f" kept; its first {outcome.stderr_dropped} bytes are dropped\n"
-            )
-        if outcome.stderr:
-            self._stderr.write(outcome.stderr.decode("utf-8", "replace"))
-        self._stderr.flush()
+        self.last_started = True
+        # A broken stderr loses the delegate's log, never the answer.
+        with contextlib.suppress(OSError, ValueError):
+            if outcome.stderr_dropped:
+                self._stderr.write(
+                    f"flannel: delegate {plugin_type!r} {command} wrote more on stderr than"
+                    f" is kept; its first {outcome.stderr_dropped} bytes are dropped\n"
+                )
+            if outcome.stderr:
+                self._stderr.write(outcome.stderr.decode("utf-8", "replace"))
+            self._stderr.flush()
         # The runtime reads our ADD result in its configuration's version.
         expected = config.get("cniVersion", IMPLICIT_VERSION) if command == "ADD" else None
         return interpret(

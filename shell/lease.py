@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from typing import Final
 
 from returns.result import Failure, Result
@@ -13,11 +16,22 @@ from core.subnet_env import Lease, parse_subnet_env
 MAX_SUBNET_ENV_BYTES: Final = 64 * 1024
 
 
+def _read_regular(path: str) -> bytes:
+    # O_NONBLOCK: a FIFO in subnet.env's place must not hang the plugin; then
+    # anything but a regular file is refused before it is read.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return os.read(fd, MAX_SUBNET_ENV_BYTES + 1)
+    finally:
+        os.close(fd)
+
+
 def read_lease(path: str) -> Result[Lease, CniError]:
     """The lease in ``path``; error 11 while flanneld has not written it."""
     try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_SUBNET_ENV_BYTES + 1)
+        data = _read_regular(path)
     except FileNotFoundError:
         return Failure(
             CniError(

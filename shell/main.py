@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -150,13 +151,20 @@ def run(
     request = _request(stdin)
     match answer:
         case Success(None):
-            status = 0
+            status, text = 0, ""
         case Success(result):
-            stdout.write(json.dumps(result) + "\n")
-            status = 0
+            status, text = 0, json.dumps(result) + "\n"
         case Failure(error):
-            stdout.write(json.dumps(error.to_object(_answer_version(request))) + "\n")
-            status = 1
+            status, text = 1, json.dumps(error.to_object(_answer_version(request))) + "\n"
+    try:
+        stdout.write(text)
+        stdout.flush()
+    except (OSError, ValueError) as exc:
+        # The runtime cannot read the answer: for it, the command failed (after a
+        # failed ADD it runs DEL, which releases what this ADD took).
+        status = 1
+        with contextlib.suppress(OSError, ValueError):
+            stderr.write(f"flannel: cannot write the answer to stdout: {exc}\n")
     try:
         _leave_log_line(env, request, answer, started, stderr)
     except Exception as exc:  # logging never changes the answer or the exit status
@@ -192,11 +200,14 @@ def main() -> None:
         stdin = sys.stdin.buffer.read() if sys.stdin is not None else b""
     except OSError:
         stdin = b""
+    code = run(os.environ, stdin, sys.stdout, sys.stderr)
     try:
-        code = run(os.environ, stdin, sys.stdout, sys.stderr)
         sys.stdout.flush()
-    except BrokenPipeError:
-        code = 1  # the runtime went away; nobody reads our answer
+    except (OSError, ValueError):
+        # Nobody can read the answer; point stdout at /dev/null so that the
+        # interpreter's own flush at exit has nothing to complain about.
+        code = 1
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     sys.exit(code)
 
 

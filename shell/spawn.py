@@ -47,6 +47,10 @@ def _argv(executable: str) -> list[str]:
     return [executable]
 
 
+class DelegateIOError(OSError):
+    """The delegate started, then reading or writing its pipes failed."""
+
+
 def run_process(executable: str, env: Mapping[str, str], stdin: bytes) -> Outcome:
     """Run ``executable`` to completion; OSError when it cannot be started."""
     os.stat(executable)  # a missing or unreachable delegate fails here, not in setpriv
@@ -75,6 +79,12 @@ def run_process(executable: str, env: Mapping[str, str], stdin: bytes) -> Outcom
     exchange = _Exchange(pid, in_w, out_r, err_r, stdin)
     try:
         exchange.run()
+    except OSError as exc:
+        # The delegate runs, but talking to it failed: stop it, reap it, say so.
+        with contextlib.suppress(OSError):
+            os.kill(pid, _SIGKILL)
+        os.waitpid(pid, 0)
+        raise DelegateIOError(exc.errno, exc.strerror or str(exc)) from exc
     finally:
         exchange.close()
     _, status = os.waitpid(pid, 0)

@@ -124,6 +124,19 @@ class StateDir:
             return Failure(_io_error(f"cannot write state record {self.path}/{name}", exc))
         return Success(None)
 
+    def attribute(self, name: str, key: str) -> str | None:
+        """An extended attribute of a record; None when absent or unsupported."""
+        try:
+            fd = os.open(name, _READ_FLAGS, dir_fd=self._fd)
+        except OSError:
+            return None
+        try:
+            return os.getxattr(fd, key).decode("utf-8", "surrogateescape")
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
     def age(self, name: str) -> float | None:
         """Seconds since ``name`` was last modified; None when it is gone."""
         try:

@@ -137,7 +137,8 @@ def test_error_object_wins_whatever_the_exit_status(returncode: int) -> None:
 @given(
     st.sampled_from(COMMANDS),
     st.integers(min_value=-(2**31), max_value=2**31).filter(lambda c: c != 0),
-    st.integers(min_value=-(2**31), max_value=2**31),
+    # Code 0 is not an error code: its own test below.
+    st.integers(min_value=-(2**31), max_value=2**31).filter(lambda c: c != 0),
     st.text(),
     st.text(),
 )
@@ -367,3 +368,13 @@ def test_an_add_result_without_a_version_is_read_in_the_configurations(
 def test_without_an_expected_version_any_result_is_the_result() -> None:
     answer = {**ADD_RESULT, "cniVersion": "0.2.0"}
     assert interpret("bridge", "ADD", outcome(0, json.dumps(answer))) == Success(answer)
+
+
+def test_an_error_object_with_code_0_is_not_passed_on_as_success() -> None:
+    stdout = json.dumps({"code": 0, "msg": "failed to find plugin", "details": "d"}).encode()
+    result = interpret("bridge", "ADD", Outcome(1, stdout, b""))
+    assert isinstance(result, Failure)
+    error = result.failure()
+    assert error.code == 101
+    assert "failed to find plugin" in error.msg
+    assert error.details == "d"

@@ -20,6 +20,8 @@ import pytest
 from core.delegate_output import Outcome
 from core.records import NETNS_ATTRIBUTE, legacy_record_name, record_name
 from shell.commands import TEMP_ABANDONED_AFTER_SECONDS
+from shell.spawn import DelegateIOError
+from shell.store import MAX_RECORD_BYTES
 from tests.conftest import (
     CONTAINER_ID,
     IFNAME,
@@ -923,3 +925,77 @@ def test_add_keeps_the_netns_path_beside_the_record(run_plugin: RunPlugin, node:
     env = node.env("ADD")
     added(run_plugin, env, node.netconf("1.0.0"))
     assert os.getxattr(node.data_dir / RECORD, NETNS_ATTRIBUTE) == env["CNI_NETNS"].encode()
+
+
+# -- regressions found by the reliability campaigns ----------------------------------------
+
+
+def test_add_whose_delegate_never_started_leaves_no_record(
+    run_plugin: RunPlugin, node: Node
+) -> None:
+    calls: list[str] = []
+
+    def runner(executable: str, env: Mapping[str, str], stdin: bytes) -> Outcome:
+        calls.append(env["CNI_COMMAND"])
+        raise OSError(8, "Exec format error")
+
+    error = run_plugin(node.env("ADD"), node.netconf(), runner).error()
+    assert error["code"] == 100
+    assert calls == ["ADD"], "no rollback DEL for a delegate that never ran"
+    assert node.records() == {}
+
+
+def test_add_whose_delegate_pipes_fail_is_5_and_rolled_back(
+    run_plugin: RunPlugin, node: Node
+) -> None:
+    calls: list[str] = []
+
+    def runner(executable: str, env: Mapping[str, str], stdin: bytes) -> Outcome:
+        calls.append(env["CNI_COMMAND"])
+        if env["CNI_COMMAND"] == "ADD":
+            raise DelegateIOError(5, "Input/output error")
+        return StandinRunner()(executable, env, stdin)
+
+    error = run_plugin(node.env("ADD"), node.netconf(), runner).error()
+    assert error["code"] == 5
+    assert "bridge" in error["msg"]
+    assert calls == ["ADD", "DEL"]
+    assert node.records() == {}
+
+
+def test_add_whose_rendering_could_not_be_read_back_is_7(run_plugin: RunPlugin, node: Node) -> None:
+    huge = {"portMappings": [{"hostPort": 1, "containerPort": 1, "note": "x" * MAX_RECORD_BYTES}]}
+    error = run_plugin(node.env("ADD"), node.netconf(runtimeConfig=huge)).error()
+    assert error["code"] == 7
+    assert node.records() == {}
+    assert node.standin.calls() == []
+
+
+def test_add_with_a_fifo_as_subnet_env_is_5_and_does_not_hang(
+    run_executable: RunPlugin, node: Node
+) -> None:
+    node.subnet_env.remove()
+    os.mkfifo(node.subnet_env.path)
+    error = run_executable(node.env("ADD"), node.netconf()).error()
+    assert error["code"] == 5
+    assert "not a regular file" in error["msg"]
+
+
+def test_gc_never_touches_a_file_that_only_looks_like_a_go_record(
+    run_plugin: RunPlugin, node: Node
+) -> None:
+    node.data_dir.mkdir(parents=True, exist_ok=True)
+    (node.data_dir / "hosts").write_bytes(b"127.0.0.1 localhost\n")
+    (node.data_dir / "other-net").write_text(json.dumps({**GO_RECORD, "name": "another"}))
+    run_plugin(node.env("GC"), gc_conf(node.netconf)).silent_success()
+    assert set(node.records()) == {"hosts", "other-net"}
+    assert node.standin.calls("DEL") == []
+
+
+@pytest.mark.parametrize("command", ["VERSION", "GC", "STATUS"])
+def test_commands_without_an_attachment_ignore_cni_args(
+    command: str, run_plugin: RunPlugin, node: Node
+) -> None:
+    conf = gc_conf(node.netconf) if command == "GC" else node.netconf("1.1.0")
+    run = run_plugin(node.env(command, CNI_ARGS="not pairs"), conf)
+    assert run.status == 0, run.stdout
