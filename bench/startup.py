@@ -48,15 +48,19 @@ def ip(*args: str) -> None:
 class Node:
     def __init__(self, work: Path) -> None:
         suffix = os.getpid()
-        self.node, self.pod = f"flcni-bench-{suffix}-n", f"flcni-bench-{suffix}-p"
+        self.node = f"flcni-bench-{suffix}-n"
+        # One pod for A, one for B: their commands interleave (A ADD, B ADD, A CHECK,
+        # B CHECK, ...), so both see the same time between ADD and DEL.
+        self.pods = (f"flcni-bench-{suffix}-a", f"flcni-bench-{suffix}-b")
         self.work = work
         ip("netns", "add", self.node)
-        ip("netns", "add", self.pod)
+        for pod in self.pods:
+            ip("netns", "add", pod)
         ip("-n", self.node, "link", "set", "lo", "up")
         (work / "subnet.env").write_text(SUBNET_ENV)
 
     def close(self) -> None:
-        for name in (self.pod, self.node):
+        for name in (*self.pods, self.node):
             subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
 
     def timed(
@@ -113,34 +117,37 @@ def bench_plugin(node: Node, plugin: Path, rounds: int) -> dict[str, list[float]
     config = conf(node.work)
     bridge = [f"{CNI_DIR}/bridge"]
     for index in range(rounds):
-        env = {
-            "CNI_CONTAINERID": f"bench{index}",
-            "CNI_NETNS": f"/var/run/netns/{node.pod}",
-            "CNI_IFNAME": "eth0",
-            "CNI_PATH": CNI_DIR,
-        }
-        times["launch"].append(node.timed(["/bin/true"], "VERSION", b"", env)[0])
-        times["floor"].append(node.timed(floor_argv(plugin), "VERSION", b"", env)[0])
-        times["VERSION"].append(node.timed([str(plugin)], "VERSION", b"", env)[0])
-        # A: through the plugin.
-        elapsed, done = node.timed([str(plugin)], "ADD", json.dumps(config).encode(), env)
+        env_a, env_b = (
+            {
+                "CNI_CONTAINERID": f"bench{index}{side}",
+                "CNI_NETNS": f"/var/run/netns/{pod}",
+                "CNI_IFNAME": "eth0",
+                "CNI_PATH": CNI_DIR,
+            }
+            for side, pod in zip("ab", node.pods, strict=True)
+        )
+        times["launch"].append(node.timed(["/bin/true"], "VERSION", b"", env_a)[0])
+        times["floor"].append(node.timed(floor_argv(plugin), "VERSION", b"", env_a)[0])
+        times["VERSION"].append(node.timed([str(plugin)], "VERSION", b"", env_a)[0])
+        # ADD: A through the plugin, then B, the delegate directly with the
+        # rendering the plugin stored.
+        elapsed, done = node.timed([str(plugin)], "ADD", json.dumps(config).encode(), env_a)
         times["ADD"].append(elapsed)
-        result = json.loads(done.stdout)
-        record = (node.work / "flannel" / f"bench{index}:eth0").read_bytes()
-        with_prev = json.dumps({**config, "prevResult": result}).encode()
-        times["CHECK"].append(node.timed([str(plugin)], "CHECK", with_prev, env)[0])
-        times["DEL"].append(node.timed([str(plugin)], "DEL", with_prev, env)[0])
-        # B: the delegate directly, with the rendering the plugin stored.
-        rendered = json.loads(record)
-        elapsed, done = node.timed(bridge, "ADD", record, env)
+        with_prev = json.dumps({**config, "prevResult": json.loads(done.stdout)}).encode()
+        record = (node.work / "flannel" / f"bench{index}a:eth0").read_bytes()
+        elapsed, done = node.timed(bridge, "ADD", record, env_b)
         times["direct ADD"].append(elapsed)
-        direct_prev = json.dumps({**rendered, "prevResult": json.loads(done.stdout)}).encode()
+        direct_prev = json.dumps({**json.loads(record), "prevResult": json.loads(done.stdout)})
         # The plugin states route gateways for Debian's bridge CHECK (README); so does B.
         prev = json.loads(direct_prev)
         for route in prev["prevResult"].get("routes", []):
             route.setdefault("gw", "10.244.7.1")
-        times["direct CHECK"].append(node.timed(bridge, "CHECK", json.dumps(prev).encode(), env)[0])
-        times["direct DEL"].append(node.timed(bridge, "DEL", direct_prev, env)[0])
+        times["CHECK"].append(node.timed([str(plugin)], "CHECK", with_prev, env_a)[0])
+        times["direct CHECK"].append(
+            node.timed(bridge, "CHECK", json.dumps(prev).encode(), env_b)[0]
+        )
+        times["DEL"].append(node.timed([str(plugin)], "DEL", with_prev, env_a)[0])
+        times["direct DEL"].append(node.timed(bridge, "DEL", direct_prev.encode(), env_b)[0])
     return times
 
 
