@@ -40,10 +40,11 @@ from ipaddress import IPv4Network, ip_interface
 from pathlib import Path
 from typing import Final, Literal, TypeVar
 
+import pytest
 from returns.result import Failure, Success
 
-from conformance.conftest import REFERENCE_PLUGINS, REFERENCE_PLUGINS_DIR, Node
-from conformance.kernel import Namespace, NamespaceFactory, namespaces
+from conformance.conftest import REFERENCE_PLUGINS, REFERENCE_PLUGINS_DIR, Node, _root_snapshot
+from conformance.kernel import Namespace, NamespaceFactory, namespaces, our_namespaces
 from conformance.runtime import Attachment, JsonObject, Runtime
 from core.check_routes import with_route_gateways
 from core.jsonvalue import encode
@@ -586,3 +587,18 @@ def make_pods(factory: NamespaceFactory, count: int) -> list[Namespace]:
 def work_root(base: str | None, label: str) -> Path:
     """A fresh directory for one run's files (subnet.env, dataDir, host-local, cache)."""
     return Path(tempfile.mkdtemp(prefix=f"flcni-{label}-", dir=base))
+
+
+def untouched_host() -> Iterator[None]:
+    """Around a module of load or GC tests: fail (never skip) when they cannot run
+    here, and prove afterwards that the host's links and iptables rules are as they
+    were and no namespace of the run is left."""
+    problem = requirements_problem()
+    if problem is not None:
+        pytest.fail(problem)
+    before = _root_snapshot()
+    yield
+    assert our_namespaces() == [], f"namespaces left: {our_namespaces()}"
+    after = _root_snapshot()
+    assert after[0] == before[0], "the campaign changed the host's links"
+    assert after[1] == before[1], "the campaign changed the host's iptables rules"

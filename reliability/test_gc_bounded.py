@@ -13,15 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance.conftest import _root_snapshot
-from conformance.kernel import our_namespaces
 from reliability.campaign_gc import report, run_gc_campaign
 from reliability.load import (
     cni_chains,
     flannel_conflist,
     load_node,
     pod_pool,
-    requirements_problem,
+    untouched_host,
 )
 
 STALE = 500
@@ -30,16 +28,8 @@ LIVE = 10
 
 @pytest.fixture(scope="module", autouse=True)
 def host_untouched() -> Iterator[None]:
-    """Fail (never skip) when GC cannot run here; prove the host is as it was."""
-    problem = requirements_problem()
-    if problem is not None:
-        pytest.fail(problem)
-    before = _root_snapshot()
-    yield
-    assert our_namespaces() == [], f"namespaces left: {our_namespaces()}"
-    after = _root_snapshot()
-    assert after[0] == before[0], "GC changed the host's links"
-    assert after[1] == before[1], "GC changed the host's iptables rules"
+    """Fail (never skip) when the campaign cannot run here; prove the host is as it was."""
+    yield from untouched_host()
 
 
 def test_gc_removes_exactly_the_stale_attachments(

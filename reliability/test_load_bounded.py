@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from conformance.conftest import _root_snapshot
-from conformance.kernel import our_namespaces
 from reliability.load import (
     MODES,
     Driver,
@@ -30,8 +28,8 @@ from reliability.load import (
     pod_pool,
     ratio_table,
     rendered_delegate,
-    requirements_problem,
     soak,
+    untouched_host,
 )
 
 BURST = 32
@@ -40,16 +38,8 @@ SOAK = 50
 
 @pytest.fixture(scope="module", autouse=True)
 def host_untouched() -> Iterator[None]:
-    """Fail (never skip) when the load cannot run; prove the host is as it was."""
-    problem = requirements_problem()
-    if problem is not None:
-        pytest.fail(problem)
-    before = _root_snapshot()
-    yield
-    assert our_namespaces() == [], f"namespaces left: {our_namespaces()}"
-    after = _root_snapshot()
-    assert after[0] == before[0], "the load changed the host's links"
-    assert after[1] == before[1], "the load changed the host's iptables rules"
+    """Fail (never skip) when the campaign cannot run here; prove the host is as it was."""
+    yield from untouched_host()
 
 
 def assert_sound(outcome: StageOutcome, expected_addresses: int) -> None:
