@@ -25,39 +25,18 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: the repository root is the import root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hypothesis import HealthCheck, Phase, given, seed, settings
-
-from reliability.hostile import Case, Sandbox, Tally, cases, each_case, iter_violations
+from reliability.hostile import Sandbox, Tally, iter_violations, run_cases
 from tests.conftest import flannel_executable
 
 
 def campaign(count: int, executable: str | None, rng_seed: int, progress: bool) -> Tally:
     """``count`` hypothesis cases, in-process (``executable`` None) or through it."""
-    tally = Tally()
     # In memory where there is /dev/shm: the cases are about input, not about the disk.
     where = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with tempfile.TemporaryDirectory(prefix="flannel-hostile-", dir=where) as tmp:
         sandbox = Sandbox(Path(tmp))
         started = time.monotonic()
-
-        @seed(rng_seed)
-        @settings(
-            max_examples=count,
-            database=None,
-            deadline=None,
-            phases=[Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(cases(sandbox))
-        def one(case: Case) -> None:
-            ran, problems = each_case(sandbox, case, executable)
-            tally.add(case, ran, problems)
-            if tally.cases % 500 == 0:
-                sandbox.clear_state()  # records pile up under random IDs; GC sees a fresh node
-            if progress and tally.cases % 5000 == 0:
-                print(f"  {tally.cases} cases, {tally.violation_count} violations", flush=True)
-
-        one()
+        tally = run_cases(sandbox, count, executable, rng_seed, progress)
         tally.seconds = time.monotonic() - started
     return tally
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from core.delegate_output import Outcome
@@ -953,3 +954,34 @@ def each_case(sandbox: Sandbox, case: Case, runner: str | None) -> tuple[Ran, li
 def iter_violations(tally: Tally) -> Iterator[str]:
     for case, problems in tally.violations:
         yield case.describe() + "\n  -> " + "\n  -> ".join(problems)
+
+
+def run_cases(
+    sandbox: Sandbox,
+    count: int,
+    executable: str | None,
+    rng_seed: int = 20240601,
+    progress: bool = False,
+) -> Tally:
+    """``count`` cases from a fixed seed, each run and checked; what they gave."""
+    tally = Tally()
+
+    @seed(rng_seed)
+    @settings(
+        max_examples=count,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(cases(sandbox))
+    def one(case: Case) -> None:
+        ran, problems = each_case(sandbox, case, executable)
+        tally.add(case, ran, problems)
+        if tally.cases % 500 == 0:
+            sandbox.clear_state()  # records pile up under random IDs; GC sees a fresh node
+        if progress and tally.cases % 5000 == 0:
+            print(f"  {tally.cases} cases, {tally.violation_count} violations", flush=True)
+
+    one()
+    return tally

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from reliability.hostile import (
     TEN_MB,
@@ -29,10 +28,10 @@ from reliability.hostile import (
     Ran,
     Sandbox,
     Tally,
-    cases,
     each_case,
     error_code,
     iter_violations,
+    run_cases,
     violations,
 )
 from tests.conftest import flannel_executable
@@ -51,23 +50,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def run_campaign(sandbox: Sandbox, count: int, executable: str | None) -> Tally:
-    tally = Tally()
-
-    @seed(20240601)
-    @settings(
-        max_examples=count,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(cases(sandbox))
-    def one(case: Case) -> None:
-        ran, problems = each_case(sandbox, case, executable)
-        tally.add(case, ran, problems)
-
-    one()
-    return tally
+    return run_cases(sandbox, count, executable, rng_seed=20240601)
 
 
 def test_bounded_campaign_in_process(sandbox: Sandbox) -> None:
