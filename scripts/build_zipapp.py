@@ -36,6 +36,10 @@ PLUGIN_MODULES = (
     "core.netconf",
 )
 DEPENDENCIES = ("returns", "typing_extensions")
+# -I: no PYTHON* variables, no user site; -S: no site at all. The file carries
+# everything it imports, so the host's site-packages and .pth hooks are only cost
+# (about 3 ms a start on Debian 12) and a way for the host to change the plugin.
+INTERPRETER = "/usr/bin/env -S python3 -I -S"
 MAIN = """\
 import sys
 
@@ -126,8 +130,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "dist" / "flannel")
     parser.add_argument(
         "--python",
-        default="/usr/bin/env -S python3 -I",
-        help="the interpreter line (default: python3 from PATH, isolated from PYTHON* variables)",
+        default=INTERPRETER,
+        help="the interpreter line (default: python3 from PATH, isolated, without site)",
     )
     args = parser.parse_args()
     built = build(args.output, args.python)

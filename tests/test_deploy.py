@@ -25,7 +25,7 @@ from scripts.build_manifest import (
     manifest,
     render,
 )
-from scripts.build_zipapp import build
+from scripts.build_zipapp import INTERPRETER, build
 
 KUBE_FLANNEL_CONFLIST = {
     "name": "cbr0",
@@ -40,7 +40,7 @@ CONFIGMAP_LIMIT = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def plugin_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build(tmp_path_factory.mktemp("dist") / "flannel", "/usr/bin/env -S python3 -I")
+    return build(tmp_path_factory.mktemp("dist") / "flannel", INTERPRETER)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_the_single_file_runs_on_a_python_without_its_dependencies(plugin_file: 
 def test_the_single_file_is_executable_and_starts_with_an_interpreter_line(
     plugin_file: Path,
 ) -> None:
-    assert plugin_file.read_bytes().startswith(b"#!/usr/bin/env -S python3 -I\n")
+    assert plugin_file.read_bytes().startswith(b"#!/usr/bin/env -S python3 -I -S\n")
     assert plugin_file.stat().st_mode & stat.S_IXUSR
 
 
