@@ -34,7 +34,14 @@ from core.facts import (
 )
 from core.jsonvalue import JsonObject
 from core.record_summary import summarise
-from core.records import TEMP_PREFIX, check_drift, parse_record_name
+from core.records import (
+    DATA_DIR_MODE,
+    RECORD_MODE,
+    TEMP_ABANDONED_AFTER_SECONDS,
+    TEMP_PREFIX,
+    check_drift,
+    parse_record_name,
+)
 from core.subnet_env import Lease
 from core.targets import Target, subnet_file_for
 
@@ -45,9 +52,6 @@ DATA_DIR: Final = "dataDir"
 RECORD: Final = "record"
 
 # As the plugin's GC: a record is written and renamed in milliseconds.
-TEMP_ABANDONED_AFTER_SECONDS: Final = 60.0
-DIR_MODE: Final = 0o700
-RECORD_MODE: Final = 0o600
 ROOT_UID: Final = 0
 DEBIAN_HINT: Final = "(Debian: containernetworking-plugins)"
 FLANNEL_HINT: Final = '(cp "$(command -v flannel)" into one of them, see README "Install")'
@@ -236,8 +240,8 @@ def data_dir_findings(
         problems.append(f"is owned by uid {info.uid}, not root: chown root {facts.path}")
     if info.mode & 0o077:
         problems.append(
-            f"has mode {info.mode:04o}, not {DIR_MODE:04o}: others can reach the records"
-            f" (chmod {DIR_MODE:o} {facts.path})"
+            f"has mode {info.mode:04o}, not {DATA_DIR_MODE:04o}: others can reach the records"
+            f" (chmod {DATA_DIR_MODE:o} {facts.path})"
         )
     if facts.error is not None:
         problems.append(facts.error)

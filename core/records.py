@@ -23,6 +23,12 @@ SEPARATOR: Final = ":"
 # The extended attribute that keeps the container's netns path beside a record,
 # for operators' tools (the content stays the bare delegate configuration).
 NETNS_ATTRIBUTE: Final = "user.flannel-cni.netns"
+# dataDir and its records are the plugin's alone (spec §5).
+DATA_DIR_MODE: Final = 0o700
+RECORD_MODE: Final = 0o600
+# A record is written and renamed in milliseconds; a temporary file this old was
+# left by an interrupted ADD (GC removes it, doctor reports it).
+TEMP_ABANDONED_AFTER_SECONDS: Final = 60.0
 # Temporary files start with "."; no record name does (IDs start alphanumeric).
 TEMP_PREFIX: Final = ".tmp-"
 

@@ -18,6 +18,7 @@ from core.jsonvalue import JsonObject, encode
 from core.netconf import VALID_ATTACHMENTS_KEY, NetConf
 from core.records import (
     NETNS_ATTRIBUTE,
+    TEMP_ABANDONED_AFTER_SECONDS,
     TEMP_PREFIX,
     check_drift,
     decode_record,
@@ -35,8 +36,6 @@ from shell.store import MAX_RECORD_BYTES, StateDir
 
 # A Go-plugin record does not say which interface it was for; Kubernetes uses eth0.
 LEGACY_IFNAME: Final = "eth0"
-# A record is written and renamed in milliseconds; a temporary file this old is abandoned.
-TEMP_ABANDONED_AFTER_SECONDS: Final = 60.0
 # Where `ip netns` (and runtimes using it) name namespaces.
 NAMED_NETNS_DIRS: Final = ("/run/netns/", "/var/run/netns/")
 

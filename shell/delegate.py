@@ -100,12 +100,17 @@ class Delegates:
         self._env = env
         self._stderr = stderr
         self._runner = runner
+        self._found: dict[str, Result[str, CniError]] = {}
         # Whether the last call got as far as starting the delegate: an ADD that
         # never started needs no rollback (and its DEL could not start either).
         self.last_started = False
 
     def find(self, plugin_type: str) -> Result[str, CniError]:
-        return find_plugin(plugin_type, self._path)
+        """The delegate's executable, looked up once per invocation: ADD finds it
+        before storing and again to execute it; STATUS asks VERSION, then STATUS."""
+        if plugin_type not in self._found:
+            self._found[plugin_type] = find_plugin(plugin_type, self._path)
+        return self._found[plugin_type]
 
     def call(
         self,

@@ -18,7 +18,7 @@ from typing import Final
 from returns.result import Failure, Result, Success
 
 from core.errors import CniError, Code
-from core.records import TEMP_PREFIX
+from core.records import DATA_DIR_MODE, RECORD_MODE, TEMP_PREFIX
 
 MAX_RECORD_BYTES: Final = 1 << 20
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -42,7 +42,7 @@ class StateDir:
         """Open dataDir; None when it does not exist and ``create`` is false."""
         try:
             if create:
-                os.makedirs(path, mode=0o700, exist_ok=True)
+                os.makedirs(path, mode=DATA_DIR_MODE, exist_ok=True)
             return Success(cls(os.open(path, _DIR_FLAGS), path))
         except FileNotFoundError:
             if create:
@@ -106,7 +106,7 @@ class StateDir:
         """
         temp = TEMP_PREFIX + os.urandom(8).hex()
         try:
-            fd = os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=self._fd)
+            fd = os.open(temp, _WRITE_FLAGS, RECORD_MODE, dir_fd=self._fd)
             try:
                 view = memoryview(data)
                 while view:

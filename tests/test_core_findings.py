@@ -22,7 +22,6 @@ from core.facts import (
     SubnetFacts,
 )
 from core.findings import (
-    TEMP_ABANDONED_AFTER_SECONDS,
     Finding,
     conf_findings,
     data_dir_findings,
@@ -31,6 +30,7 @@ from core.findings import (
     report,
     subnet_finding,
 )
+from core.records import TEMP_ABANDONED_AFTER_SECONDS
 from core.subnet_env import Lease, parse_subnet_env
 from core.targets import Target
 from tests.strategies import JsonObject

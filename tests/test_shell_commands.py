@@ -18,8 +18,12 @@ from typing import Any
 import pytest
 
 from core.delegate_output import Outcome
-from core.records import NETNS_ATTRIBUTE, legacy_record_name, record_name
-from shell.commands import TEMP_ABANDONED_AFTER_SECONDS
+from core.records import (
+    NETNS_ATTRIBUTE,
+    TEMP_ABANDONED_AFTER_SECONDS,
+    legacy_record_name,
+    record_name,
+)
 from shell.spawn import DelegateIOError
 from shell.store import MAX_RECORD_BYTES
 from tests.conftest import (

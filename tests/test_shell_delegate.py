@@ -216,3 +216,19 @@ def test_add_whose_delegate_is_a_text_file_executes_nothing_and_stores_nothing(
     assert "neither an ELF program nor a #! script" in error["msg"]
     assert node.standin.calls() == []
     assert node.records() == {}
+
+
+def test_an_add_looks_its_delegate_up_once(
+    monkeypatch: pytest.MonkeyPatch, run_plugin: RunPlugin, node: Node
+) -> None:
+    import shell.delegate
+
+    looked_up: list[str] = []
+
+    def counting(plugin_type: str, path: tuple[str, ...]) -> object:
+        looked_up.append(plugin_type)
+        return find_plugin(plugin_type, path)
+
+    monkeypatch.setattr(shell.delegate, "find_plugin", counting)
+    run_plugin(node.env("ADD"), node.netconf()).result()
+    assert looked_up == ["bridge"]
