@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-import time
-from collections.abc import Callable
 from ipaddress import IPv4Interface, IPv6Interface, ip_network
 from typing import Any
 
 import pytest
 
 from conformance.conftest import Node
-from conformance.kernel import Namespace
+from conformance.kernel import Namespace, wait_until
 from conformance.runtime import Attachment, JsonObject, PluginError
 
 FLANNEL_NETWORK = "10.244.0.0/16"
@@ -59,15 +57,6 @@ def added(
     assert node.records() == [f"{attachment.container_id}:eth0"]
     assert node.reservations() == [str(address.ip)]
     return pod, attachment, address
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def assert_cni_error(error: PluginError) -> None:

@@ -16,29 +16,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
-import time
-from collections.abc import Callable
 from ipaddress import ip_interface, ip_network
 from pathlib import Path
 
 import pytest
 
 from conformance.conftest import SUBNET_ENV_V4, Node
+from conformance.kernel import wait_until
 from conformance.runtime import JsonObject, PluginError
 
 FLANNEL_NETWORK = "10.244.0.0/16"
 FLANNEL_SUBNET = ip_network("10.244.7.0/24")
 GATEWAY = "10.244.7.1"
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
-    """The kernel tears a removed namespace (and its veth pair) down asynchronously."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def flannel_only(node: Node, version: str, **delegate: object) -> JsonObject:
