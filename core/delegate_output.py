@@ -140,8 +140,3 @@ def supported_versions(version_result: JsonObject | None) -> tuple[str, ...]:
     if not isinstance(listed, list):
         return ()
     return tuple(v for v in listed if isinstance(v, str))
-
-
-def supports(version_result: JsonObject | None, version: str) -> bool:
-    """Whether a delegate's VERSION result lists ``version``."""
-    return version in supported_versions(version_result)
