@@ -66,9 +66,16 @@ def _dependency_files() -> list[tuple[Path, Path]]:
         f"    if name.split('.')[0] in {DEPENDENCIES!r}:\n"
         "        print(name, module.__file__)\n"
     )
-    listed = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        sys.exit(
+            f"build: {sys.executable} cannot import the plugin ({last}); run the build with"
+            " the project's environment: bash scripts/bootstrap, then .venv/bin/python"
+        )
+    listed = done.stdout
     files = []
     for line in listed.splitlines():
         name, file = line.split(" ", 1)

@@ -187,3 +187,19 @@ def test_the_host_check_passes_here_and_fails_without_python(tmp_path: Path) -> 
     done = sh(CHECK_HOST_PYTHON, HOST_ROOT=str(empty))
     assert done.returncode != 0
     assert "python3 3.11 or later" in done.stderr
+
+
+def test_building_without_the_projects_environment_says_how_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        ["/usr/bin/python3", "scripts/build_zipapp.py", "--output", str(tmp_path / "flannel")],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "scripts/bootstrap" in done.stderr
+    assert not (tmp_path / "flannel").exists()
