@@ -290,9 +290,7 @@ VERSION_ANSWERS = st.one_of(
 
 @settings(max_examples=150)
 @given(VERSION_ANSWERS, st.sampled_from(SPEC_VERSIONS))
-def test_a_version_counts_when_the_answer_lists_it(
-    answer: JsonObject | None, version: str
-) -> None:
+def test_a_version_counts_when_the_answer_lists_it(answer: JsonObject | None, version: str) -> None:
     listed = (answer or {}).get("supportedVersions")
     expected = isinstance(listed, list) and version in listed
     assert (version in supported_versions(answer)) is expected
