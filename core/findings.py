@@ -22,6 +22,7 @@ from core.conflist import (
     plugin_types,
 )
 from core.display import format_age, status_line
+from core.drift import check_drift
 from core.errors import CniError
 from core.facts import (
     DIRECTORY,
@@ -39,7 +40,6 @@ from core.records import (
     RECORD_MODE,
     TEMP_ABANDONED_AFTER_SECONDS,
     TEMP_PREFIX,
-    check_drift,
     parse_record_name,
 )
 from core.subnet_env import Lease

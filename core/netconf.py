@@ -1,8 +1,5 @@
 """The network configuration on stdin, validated into a :class:`NetConf` (spec §2, §4)."""
 
-from __future__ import annotations
-
-from ipaddress import ip_address, ip_network
 from typing import Any, Final, NamedTuple
 
 from returns.result import Failure, Result, Success
@@ -206,6 +203,9 @@ def _route(route: Any, where: str) -> None:
 
 
 def _is_cidr(text: str) -> bool:
+    # ipaddress is imported on use: only configurations with ipam.routes need it here.
+    from ipaddress import ip_network
+
     try:
         ip_network(text, strict=False)
     except ValueError:
@@ -214,6 +214,8 @@ def _is_cidr(text: str) -> bool:
 
 
 def _is_ip(text: str) -> bool:
+    from ipaddress import ip_address
+
     try:
         ip_address(text)
     except ValueError:

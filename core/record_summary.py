@@ -14,9 +14,10 @@ from typing import Final
 from returns.result import Failure, Success
 
 from core.display import columns, format_age
+from core.drift import record_subnets
 from core.facts import DataDirFacts, EntryFacts
 from core.jsonvalue import JsonObject
-from core.records import RecordName, parse_record_name, record_subnets
+from core.records import RecordName, parse_record_name
 
 HEADER: Final = ("CONTAINER ID", "IFNAME", "NETWORK", "TYPE", "SUBNETS", "AGE", "NETNS")
 

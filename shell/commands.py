@@ -1,4 +1,10 @@
-"""One function per CNI command: gather inputs, ask the core, act (spec §2, §5, §6)."""
+"""One function per CNI command: gather inputs, ask the core, act (spec §2, §5, §6).
+
+What only some commands use (subnet.env and rendering, the drift check, CHECK's
+routes) is imported where it is used: every import costs every plugin start, and
+DEL, the command that runs on every pod stop, needs none of it while its record
+is readable (docs/performance.md).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,6 @@ from typing import IO, Final, NamedTuple
 
 from returns.result import Failure, Result, Success
 
-from core.check_routes import with_route_gateways
 from core.delegate_output import supported_versions
 from core.environment import Invocation
 from core.errors import CniError, Code
@@ -20,7 +25,6 @@ from core.records import (
     NETNS_ATTRIBUTE,
     TEMP_ABANDONED_AFTER_SECONDS,
     TEMP_PREFIX,
-    check_drift,
     decode_record,
     is_stale,
     legacy_record_name,
@@ -28,10 +32,8 @@ from core.records import (
     record_name,
     with_prev_result,
 )
-from core.render import render_delegate
 from core.versions import LATEST
 from shell.delegate import Delegates
-from shell.lease import read_lease
 from shell.store import MAX_RECORD_BYTES, StateDir
 
 # A Go-plugin record does not say which interface it was for; Kubernetes uses eth0.
@@ -57,6 +59,9 @@ class Context(NamedTuple):
 
 
 def _rendered(ctx: Context) -> Result[JsonObject, CniError]:
+    from core.render import render_delegate
+    from shell.lease import read_lease
+
     return read_lease(ctx.conf.subnet_file).map(lambda lease: render_delegate(ctx.conf, lease))
 
 
@@ -237,6 +242,9 @@ def _no_record(ctx: Context) -> CniError:
 
 
 def _check_in(ctx: Context, store: StateDir) -> Answer:
+    from core.drift import check_drift
+    from shell.lease import read_lease
+
     found = _find_record(ctx, store)
     if found is None:
         return Failure(_no_record(ctx))
@@ -251,6 +259,8 @@ def _check_in(ctx: Context, store: StateDir) -> Answer:
 
 
 def _check_prev_result(conf: NetConf) -> JsonObject | None:
+    from core.check_routes import with_route_gateways
+
     if conf.prev_result is None:
         return None
     return with_route_gateways(conf.prev_result)

@@ -11,17 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from returns.result import Failure, Success
 
+from core.drift import check_drift, record_subnets
 from core.netconf import parse_netconf
 from core.records import (
     TEMP_PREFIX,
     RecordName,
-    check_drift,
     decode_record,
     is_stale,
     legacy_record_name,
     parse_record_name,
     record_name,
-    record_subnets,
     with_prev_result,
 )
 from core.render import render_delegate

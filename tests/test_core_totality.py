@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 
 from core.delegate_output import Outcome, interpret
+from core.drift import check_drift, record_subnets
 from core.environment import parse_environment
 from core.errors import CniError
 from core.jsonvalue import encode
 from core.netconf import parse_netconf
-from core.records import check_drift, decode_record, record_subnets
+from core.records import decode_record
 from core.render import render_delegate
 from core.subnet_env import parse_subnet_env
 from tests.strategies import COMMANDS, VALID_ATTACHMENTS
