@@ -1,7 +1,5 @@
 """What a delegate's exit status and output mean (spec §2, "Delegation")."""
 
-from __future__ import annotations
-
 import json
 from typing import Final, NamedTuple
 

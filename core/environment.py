@@ -1,7 +1,5 @@
 """The CNI environment variables, validated into an :class:`Invocation` (spec §2)."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Final, NamedTuple
 

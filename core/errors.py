@@ -1,7 +1,5 @@
 """One closed error type for every failure, carrying its CNI code (spec §2)."""
 
-from __future__ import annotations
-
 from typing import Final, NamedTuple
 
 

@@ -1,7 +1,5 @@
 """The one structured log line each invocation leaves (pure: the shell supplies time and I/O)."""
 
-from __future__ import annotations
-
 import json
 from typing import NamedTuple
 

@@ -1,7 +1,5 @@
 """subnet.env, the node's lease as flanneld writes it, parsed into a :class:`Lease` (spec §3)."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from ipaddress import (
     IPv4Interface,
