@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every module the plugin can import on any command path; the dependencies'
 # modules they pull in are what the file carries of them.
 PLUGIN_MODULES = (
+    "shell.entry",
     "shell.main",
     "shell.commands",
     "shell.delegate",
@@ -34,6 +35,9 @@ PLUGIN_MODULES = (
     "shell.store",
     "shell.lease",
     "core.netconf",
+    "core.render",
+    "core.drift",
+    "core.check_routes",
 )
 DEPENDENCIES = ("returns", "typing_extensions")
 # -I: no PYTHON* variables, no user site; -S: no site at all. The file carries
@@ -50,7 +54,7 @@ if sys.version_info < (3, 11):
     )
     sys.exit(1)
 
-from shell.main import main
+from shell.entry import main
 
 main()
 """
