@@ -1,12 +1,15 @@
 """Build dist/flannel: the plugin as one executable file for /opt/cni/bin.
 
-A zipapp holding the plugin's packages and its pure-Python dependencies
-(the modules of returns and typing_extensions it imports), each module both as
-source and as bytecode
-compiled here (unchecked-hash .pyc beside the .py, the layout zipimport reads):
-a host with the same Python minor version never compiles at start-up, any
-other Python 3.11+ falls back to the sources. The operator CLI (shell.tools)
-is left out.
+A zipapp holding the modules the plugin can import, its own and those of its
+pure-Python dependencies (returns, typing_extensions), each both as source and
+as bytecode compiled here (unchecked-hash .pyc beside the .py, the layout
+zipimport reads): a host with the same Python minor version never compiles at
+start-up, any other Python 3.11+ falls back to the sources. The operator CLI
+(shell.tools and the core modules only it uses) is left out.
+
+The bytecode is stored, the sources deflated: every start reads the bytecode,
+and inflating it cost a start about 5 ms (docs/performance.md); the sources are
+read only by another Python version.
 
 Usage: python scripts/build_zipapp.py [--output dist/flannel] [--python /usr/bin/python3]
 """
@@ -20,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipapp
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +42,7 @@ PLUGIN_MODULES = (
     "core.drift",
     "core.check_routes",
 )
+OWN = ("core", "shell")
 DEPENDENCIES = ("returns", "typing_extensions")
 # -I: no PYTHON* variables, no user site; -S: no site at all. The file carries
 # everything it imports, so the host's site-packages and .pth hooks are only cost
@@ -60,14 +64,14 @@ main()
 """
 
 
-def _dependency_files() -> list[tuple[Path, Path]]:
-    """(installed file, path inside the archive) of every dependency module the
-    plugin imports, found by importing the plugin in a clean interpreter."""
+def _module_files() -> list[tuple[Path, Path]]:
+    """(source file, path inside the archive) of every module of the plugin and
+    its dependencies the plugin imports, found by importing it in a clean interpreter."""
     probe = (
         "import importlib, sys\n"
         f"for name in {PLUGIN_MODULES!r}: importlib.import_module(name)\n"
         "for name, module in sorted(sys.modules.items()):\n"
-        f"    if name.split('.')[0] in {DEPENDENCIES!r}:\n"
+        f"    if name.split('.')[0] in {OWN + DEPENDENCIES!r}:\n"
         "        print(name, module.__file__)\n"
     )
     done = subprocess.run(
@@ -93,29 +97,13 @@ def _dependency_files() -> list[tuple[Path, Path]]:
     return files
 
 
-def _copy_tree(source: Path, target: Path, excluded: tuple[str, ...] = ()) -> None:
-    shutil.copytree(
-        source,
-        target,
-        ignore=lambda directory, names: [
-            n
-            for n in names
-            if n == "__pycache__"
-            or n.endswith((".pyc", ".pyi"))
-            or (Path(directory) == source and n in excluded)
-        ],
-    )
-
-
 def build(output: Path, interpreter: str) -> Path:
     with tempfile.TemporaryDirectory() as scratch:
         stage = Path(scratch) / "stage"
         stage.mkdir()
-        _copy_tree(ROOT / "core", stage / "core")
-        _copy_tree(ROOT / "shell", stage / "shell", excluded=("tools",))
-        for installed, inside in _dependency_files():
+        for source, inside in _module_files():
             (stage / inside).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(installed, stage / inside)
+            shutil.copy2(source, stage / inside)
         (stage / "__main__.py").write_text(MAIN)
         compiled = compileall.compile_dir(
             stage,
@@ -128,12 +116,27 @@ def build(output: Path, interpreter: str) -> Path:
         (stage / "__main__.pyc").unlink()  # the entry point always runs from source
         output.parent.mkdir(parents=True, exist_ok=True)
         temporary = output.with_name(f".{output.name}.tmp")
-        # Compressed: the file must fit a ConfigMap (1 MiB) for the Kubernetes install;
-        # inflating the few modules a start reads costs microseconds.
-        zipapp.create_archive(stage, temporary, interpreter=interpreter, compressed=True)
+        _write_archive(stage, temporary, interpreter)
         temporary.chmod(0o755)
         temporary.replace(output)
     return output
+
+
+def _write_archive(stage: Path, target: Path, interpreter: str) -> None:
+    """The interpreter line, then the zip: bytecode stored, everything else deflated.
+
+    Entries in sorted order, so that the same sources build the same file.
+    """
+    with target.open("wb") as out:
+        out.write(b"#!" + interpreter.encode() + b"\n")
+        with zipfile.ZipFile(out, "w") as archive:
+            for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+                stored = path.suffix == ".pyc"
+                archive.write(
+                    path,
+                    path.relative_to(stage).as_posix(),
+                    compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED,
+                )
 
 
 def main() -> None:

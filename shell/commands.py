@@ -12,7 +12,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from functools import partial
-from typing import IO, Final, NamedTuple
+from typing import IO, Final
 
 from returns.result import Failure, Result, Success
 
@@ -44,11 +44,22 @@ NAMED_NETNS_DIRS: Final = ("/run/netns/", "/var/run/netns/")
 Answer = Result[JsonObject | None, CniError]
 
 
-class Context(NamedTuple):
-    invocation: Invocation
-    conf: NetConf
-    delegates: Delegates
-    stderr: IO[str]
+class Context:
+    """One invocation's inputs and means.
+
+    A plain class, not a NamedTuple: nothing compares or copies it, and building
+    a NamedTuple class costs every start about 0.1 ms.
+    """
+
+    __slots__ = ("conf", "delegates", "invocation", "stderr")
+
+    def __init__(
+        self, invocation: Invocation, conf: NetConf, delegates: Delegates, stderr: IO[str]
+    ) -> None:
+        self.invocation = invocation
+        self.conf = conf
+        self.delegates = delegates
+        self.stderr = stderr
 
     def log(self, message: str) -> None:
         """A line for the runtime's log. A broken stderr (EIO, a closed pipe) never
@@ -141,10 +152,13 @@ def _roll_back(
     )
 
 
-class _Replay(NamedTuple):
-    file: str
-    config: JsonObject
-    fresh: bool  # the record was unreadable; config is a fresh rendering
+class _Replay:
+    __slots__ = ("config", "file", "fresh")
+
+    def __init__(self, file: str, config: JsonObject, fresh: bool) -> None:
+        self.file = file
+        self.config = config
+        self.fresh = fresh  # the record was unreadable; config is a fresh rendering
 
 
 def _find_record(ctx: Context, store: StateDir) -> tuple[str, Result[JsonObject, CniError]] | None:
