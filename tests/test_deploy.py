@@ -36,6 +36,9 @@ KUBE_FLANNEL_CONFLIST = {
     ],
 }
 CONFIGMAP_LIMIT = 1024 * 1024
+# What all annotations of one object may hold together (apimachinery's TotalAnnotationSizeLimitB).
+ANNOTATIONS_LIMIT = 256 * 1024
+INSTALL_DOC = Path(__file__).resolve().parent.parent / "docs" / "install.md"
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +103,20 @@ def test_the_plugin_travels_whole_in_a_configmap_under_the_size_limit(
     configmap = by_kind(documents, "ConfigMap", "flannel-cni-plugin")
     assert base64.b64decode(configmap["binaryData"]["flannel"]) == plugin_file.read_bytes()
     assert len(json.dumps(configmap)) < CONFIGMAP_LIMIT
+
+
+def test_the_documented_apply_is_server_side_as_the_plugin_outgrows_an_annotation(
+    documents: list[dict[str, Any]],
+) -> None:
+    # A client-side apply copies the object into the last-applied-configuration
+    # annotation, which cannot hold the plugin's ConfigMap.
+    configmap = by_kind(documents, "ConfigMap", "flannel-cni-plugin")
+    assert len(json.dumps(configmap)) > ANNOTATIONS_LIMIT
+    applies = [
+        line for line in INSTALL_DOC.read_text().splitlines() if line.startswith("kubectl apply")
+    ]
+    assert applies
+    assert all("--server-side" in line.split() for line in applies), applies
 
 
 def test_the_conflist_is_kube_flannels_and_its_flannel_entry_is_valid(
