@@ -194,7 +194,7 @@ def _standard_fds() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """The executable (entered through shell.entry): one invocation, then exit."""
     _standard_fds()
     try:
         stdin = sys.stdin.buffer.read() if sys.stdin is not None else b""
