@@ -1,23 +1,27 @@
-"""The executable's entry point runs the plugin with the cyclic collector off.
+"""The executable's entry point: the cyclic collector off, and an error object when
+the plugin's modules cannot be loaded.
 
-That is safe only while no command builds reference cycles: a cycle would then
-live until the process exits. These tests run every command, successful and
-failing, and ask the collector what it would have found.
+The collector may stay off only while no command builds reference cycles: a
+cycle would then live until the process exits. These tests run every command,
+successful and failing, and ask the collector what it would have found.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import SUBNET_ENV_V4, Node, RunPlugin
 
 Scenario = Callable[[RunPlugin, Node, int], None]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -122,3 +126,33 @@ def test_the_entry_point_turns_the_collector_off_before_importing_the_plugin() -
 def test_the_entry_point_is_the_console_script() -> None:
     (script,) = (e for e in entry_points(group="console_scripts") if e.name == "flannel")
     assert script.value == "shell.entry:main"
+
+
+@pytest.mark.parametrize(
+    ("failure", "code"),
+    [
+        ('raise OSError(5, "Input/output error")', 5),
+        ('raise ImportError("a partial install")', 999),
+        ('raise SyntaxError("a damaged \\\\"module\\\\"\\n")', 999),
+    ],
+)
+def test_a_module_that_cannot_load_is_answered_with_an_error_object(
+    tmp_path: Path, failure: str, code: int
+) -> None:
+    broken = tmp_path / "returns"
+    broken.mkdir()
+    (broken / "__init__.py").write_text(failure + "\n")
+    probe = f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {str(ROOT)!r}]; import shell.entry"
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe],
+        input=b"",
+        env={"CNI_COMMAND": "ADD"},
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert b"Traceback" not in done.stdout + done.stderr
+    error = json.loads(done.stdout)
+    assert error["code"] == code
+    assert set(error) == {"cniVersion", "code", "msg", "details"}
+    assert "cannot load its modules" in error["msg"]
