@@ -11,14 +11,15 @@ partial install) is answered with a CNI error object, not a traceback. It is
 written by hand: ``json`` may be what failed to load.
 """
 
-from __future__ import annotations
-
 import gc
 import sys
-from typing import TYPE_CHECKING, NoReturn
 
+# Nothing that opens a file comes before the guard below, so that a module that
+# cannot be read is answered rather than traced: not even typing or __future__.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import NoReturn
 
 gc.disable()
 
@@ -40,7 +41,7 @@ def _json_string(text: str) -> str:
     return '"' + "".join(escaped) + '"'
 
 
-def _cannot_load(exc: Exception) -> NoReturn:
+def _cannot_load(exc: Exception) -> "NoReturn":
     code = _IO_FAILURE if isinstance(exc, OSError) else _INTERNAL
     msg = f"the flannel plugin cannot load its modules: {type(exc).__name__}: {exc}"
     details = "reinstall the plugin (see docs/install.md), or check the disk it lives on"
@@ -56,7 +57,7 @@ def _cannot_load(exc: Exception) -> NoReturn:
     raise SystemExit(1)
 
 
-def _load() -> Callable[[], None]:
+def _load() -> "Callable[[], None]":
     try:
         from shell.main import main as loaded  # noqa: PLC0415 - after gc.disable()
     except Exception as exc:  # before main exists, this is the last defence
