@@ -147,7 +147,7 @@ def run(
     try:
         answer: Result[JsonObject | None, CniError] = dispatch(env, stdin, stderr, runner)
     except Exception as exc:  # the last line of defence: no traceback reaches a runtime
-        answer = Failure(_internal_error(exc))
+        answer = Failure(_unexpected_error(exc))
     request = _request(stdin)
     match answer:
         case Success(None):
@@ -172,11 +172,19 @@ def run(
     return status
 
 
-def _internal_error(exc: Exception) -> CniError:
+def _unexpected_error(exc: Exception) -> CniError:
     where = exc.__traceback__
     while where is not None and where.tb_next is not None:
         where = where.tb_next
     place = f" at {where.tb_frame.f_code.co_filename}:{where.tb_lineno}" if where else ""
+    if isinstance(exc, OSError):
+        # Every I/O error the plugin expects is answered where it happens; one that
+        # gets here (a module a command imports that cannot be read) is still one.
+        return CniError(
+            Code.IO_FAILURE,
+            f"I/O error in the flannel plugin: {type(exc).__name__}: {exc}",
+            f"raised{place}; check the disk the plugin and its modules live on",
+        )
     return CniError(
         Code.INTERNAL,
         f"internal error in the flannel plugin: {type(exc).__name__}: {exc}",

@@ -916,6 +916,24 @@ def test_an_unexpected_exception_is_a_999_error_object_without_traceback(
     assert "Traceback" not in run.stdout + run.stderr
 
 
+def test_an_unexpected_io_error_is_a_5_error_object_without_traceback(
+    run_plugin: RunPlugin, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module a command imports on use that cannot be read: an I/O failure."""
+    import shell.lease
+
+    def unreadable(path: str) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(shell.lease, "read_lease", unreadable)
+    run = run_plugin(node.env("ADD"), node.netconf())
+    error = run.error()
+    assert error["code"] == 5
+    assert error["msg"].startswith("I/O error in the flannel plugin: OSError")
+    assert "Traceback" not in run.stdout + run.stderr
+    assert node.standin.calls() == []
+
+
 @pytest.mark.parametrize("command", ["ADD", "DEL", "CHECK", "STATUS", "GC"])
 def test_every_command_validates_the_environment_first(
     command: str, run_plugin: RunPlugin, node: Node
