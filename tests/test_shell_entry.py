@@ -156,3 +156,16 @@ def test_a_module_that_cannot_load_is_answered_with_an_error_object(
     assert error["code"] == code
     assert set(error) == {"cniVersion", "code", "msg", "details"}
     assert "cannot load its modules" in error["msg"]
+
+
+def test_the_entry_points_own_constants_match_the_cores() -> None:
+    """shell.entry spells them out, as the core may be what cannot load."""
+    from core.errors import Code
+    from core.versions import LATEST
+    from shell import entry
+
+    assert (entry._LATEST, entry._IO_FAILURE, entry._INTERNAL) == (
+        LATEST,
+        Code.IO_FAILURE,
+        Code.INTERNAL,
+    )
