@@ -3,11 +3,13 @@ the install scripts run for real against temporary directories."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import os
 import stat
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,33 @@ def test_the_single_file_runs_on_a_python_without_its_dependencies(plugin_file: 
         ["/usr/bin/python3", "-c", "import returns"], capture_output=True, check=False
     )
     assert probe.returncode != 0, "the host python3 has returns: the test would prove nothing"
+
+
+def test_the_single_file_carries_every_module_its_modules_import(plugin_file: Path) -> None:
+    """Imports inside functions included: a module imported on use and left out of
+    the build would fail only on the command path that uses it."""
+    with zipfile.ZipFile(plugin_file) as archive:
+        names = set(archive.namelist())
+    carried = {n.removesuffix(".py").replace("/", ".") for n in names if n.endswith(".py")}
+    carried = {n.removesuffix(".__init__") for n in carried}
+    wanted: set[str] = set()
+    for name in carried:
+        if name.split(".")[0] not in ("core", "shell"):
+            continue
+        tree = ast.parse(zipfile.Path(plugin_file, _source_of(name, names)).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                wanted.add(node.module)
+            elif isinstance(node, ast.Import):
+                wanted.update(alias.name for alias in node.names)
+    own = {m for m in wanted if m.split(".")[0] in ("core", "shell")}
+    assert own - carried == set()
+    assert "shell.tools" not in carried
+
+
+def _source_of(module: str, names: set[str]) -> str:
+    as_module = module.replace(".", "/") + ".py"
+    return as_module if as_module in names else module.replace(".", "/") + "/__init__.py"
 
 
 def test_the_single_file_is_executable_and_starts_with_an_interpreter_line(
