@@ -50,10 +50,12 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
-class Node:
-    settle = 0.05
+SETTLE_MS = 50.0
 
-    def __init__(self, work: Path) -> None:
+
+class Node:
+    def __init__(self, work: Path, settle_ms: float = SETTLE_MS) -> None:
+        self.settle = settle_ms / 1000
         suffix = os.getpid()
         self.node = f"flcni-bench-{suffix}-n"
         # A pod for each of A, B and C: their commands interleave (A ADD, B ADD,
@@ -244,7 +246,7 @@ def main() -> None:
     parser.add_argument(
         "--settle-ms",
         type=float,
-        default=Node.settle * 1000,
+        default=SETTLE_MS,
         help="idle time before each timed process (0: none)",
     )
     parser.add_argument(
@@ -256,7 +258,6 @@ def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench: run as root (network namespaces)")
-    Node.settle = args.settle_ms / 1000
     plugins = args.plugin or [Path(sys.executable).parent / "flannel"]
     print(
         f"machine: {machine()}; {args.rounds} paired rounds per plugin,"
@@ -264,7 +265,7 @@ def main() -> None:
     )
     for plugin in plugins:
         with tempfile.TemporaryDirectory(prefix="flcni-bench-") as scratch:
-            node = Node(Path(scratch))
+            node = Node(Path(scratch), args.settle_ms)
             try:
                 times = bench_plugin(node, plugin.resolve(), args.rounds)
             finally:
